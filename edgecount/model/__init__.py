@@ -1,0 +1,1 @@
+"""PyTorch models (training and conversion only; counting runs without torch)."""
