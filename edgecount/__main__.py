@@ -1,0 +1,5 @@
+import sys
+
+from edgecount.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Torch-free inference: model directories run by ONNX Runtime or OpenVINO."""

@@ -1,0 +1,70 @@
+"""Synthetic repetition clips -> frozen-trunk features, for training the default model.
+
+The EfficientNet-Lite0 trunk is frozen, so each synthetic clip is encoded once
+(ONNX Runtime) and only its 112x7x7 feature maps (float16) and labels are kept:
+
+    python tools/features.py --footage ../shared/footage/clips --clips 2500 \
+        --seed 0 --out data/train.npz
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from synth import FootagePool, make_clip  # noqa: E402
+
+from edgecount.export import export_onnx  # noqa: E402
+from edgecount.model.default import FRAME_SIZE, Trunk  # noqa: E402
+from edgecount.runtime.backends import OrtSession  # noqa: E402
+
+_POOL: FootagePool | None = None  # shared with forked workers
+
+
+def _clip(seed: int):
+    clip = make_clip(_POOL, np.random.default_rng(seed), num_frames=64, size=FRAME_SIZE)
+    return clip.frames, clip.period, clip.periodic, clip.count, clip.kind
+
+
+def trunk_session(folder: Path) -> OrtSession:
+    """The frozen trunk exported to ONNX and opened with ONNX Runtime."""
+    path = folder / "trunk.onnx"
+    example = torch.zeros(2, FRAME_SIZE, FRAME_SIZE, 3, dtype=torch.uint8)
+    export_onnx(Trunk(pretrained=True), example, path, "frames", ["features"])
+    return OrtSession(path, threads=1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--footage", type=Path, required=True)
+    ap.add_argument("--clips", type=int, default=2500)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+
+    global _POOL
+    _POOL = FootagePool.load(args.footage)
+    start = time.time()
+    feats, period, periodic, count, kind = [], [], [], [], []
+    seeds = [args.seed * 1_000_003 + i for i in range(args.clips)]
+    with tempfile.TemporaryDirectory() as tmp, mp.get_context("fork").Pool(1) as workers:
+        session = trunk_session(Path(tmp))
+        for frames, p, q, c, k in tqdm(workers.imap(_clip, seeds, chunksize=4), total=len(seeds), desc="clips"):
+            feats.append(session.run(frames)[0].astype(np.float16))
+            period.append(p), periodic.append(q), count.append(c), kind.append(k)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(args.out, features=np.stack(feats), period=np.stack(period), periodic=np.stack(periodic),
+             count=np.array(count), kind=np.array(kind))
+    print(f"{len(seeds)} clips -> {args.out} in {time.time() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

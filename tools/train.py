@@ -1,0 +1,141 @@
+"""Train the default model's projection, temporal layer and heads on precomputed
+trunk features (see tools/features.py), then export it into the package:
+
+    python tools/train.py --train data/train.npz --val data/val.npz \
+        --minutes 20 --out edgecount/assets/default
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from edgecount.export import export_model_dir
+from edgecount.model.default import TRAINED_WEIGHTS, build_default, save_trained
+from edgecount.model.repnet import RepNet
+
+
+def load(path: Path) -> dict[str, torch.Tensor]:
+    data = np.load(path)
+    return {
+        "features": torch.from_numpy(data["features"]),  # (N, T, C, 7, 7) float16
+        "period": torch.from_numpy(data["period"]).float(),
+        "periodic": torch.from_numpy(data["periodic"]).float(),
+    }
+
+
+def period_targets(period: torch.Tensor, classes: int, offset: int) -> torch.Tensor:
+    """Soft class targets: a fractional period splits between its two nearest classes."""
+    x = (period - offset).clamp(0, classes - 1)
+    lo = x.floor().long()
+    hi = (lo + 1).clamp(max=classes - 1)
+    w = x - lo.float()
+    target = torch.zeros(*period.shape, classes)
+    target.scatter_add_(-1, lo[..., None], (1 - w)[..., None])
+    target.scatter_add_(-1, hi[..., None], w[..., None])
+    return target
+
+
+def forward(model: RepNet, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    b, t = feats.shape[:2]
+    emb = model.encoder.projection(feats.flatten(0, 1).float()).reshape(b, t, -1)
+    return model.window_head(emb)
+
+
+def losses(model: RepNet, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    cfg = model.cfg
+    logits, periodicity = forward(model, batch["features"])
+    mask = batch["periodic"]
+    target = period_targets(batch["period"], cfg.period_classes, cfg.period_offset)
+    ce = -(target * logits.log_softmax(-1)).sum(-1)
+    period_loss = (ce * mask).sum() / mask.sum().clamp(min=1)
+    periodicity_loss = F.binary_cross_entropy_with_logits(periodicity, mask)
+    pred = logits.argmax(-1) + cfg.period_offset
+    exact = ((pred - batch["period"]).abs() <= 0.5 + 0.05 * batch["period"]).float()
+    stats = {
+        "period_acc": float((exact * mask).sum() / mask.sum().clamp(min=1)),
+        "periodicity_acc": float(((periodicity > 0).float() == mask).float().mean()),
+    }
+    return period_loss + periodicity_loss, stats
+
+
+def augment(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Time reversal of half the clips (labels are symmetric in time)."""
+    flip = torch.rand(batch["features"].shape[0]) < 0.5
+    return {k: torch.where(flip.view(-1, *[1] * (v.dim() - 1)), v.flip(1), v) for k, v in batch.items()}
+
+
+def evaluate(model: RepNet, data: dict[str, torch.Tensor], batch: int = 64) -> dict[str, float]:
+    model.eval()
+    totals: dict[str, float] = {}
+    n = data["features"].shape[0]
+    with torch.no_grad():
+        for i in range(0, n, batch):
+            part = {k: v[i:i + batch] for k, v in data.items()}
+            loss, stats = losses(model, part)
+            for k, v in {"loss": float(loss), **stats}.items():
+                totals[k] = totals.get(k, 0.0) + v * part["features"].shape[0] / n
+    model.train()
+    return totals
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--train", type=Path, required=True)
+    ap.add_argument("--val", type=Path, required=True)
+    ap.add_argument("--minutes", type=float, default=20)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(2)
+    train, val = load(args.train), load(args.val)
+    model = build_default(pretrained=True)
+    model.encoder.trunk.requires_grad_(False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-2)
+    n = train["features"].shape[0]
+    budget = args.minutes * 60
+    start = time.time()
+    step, log = 0, []
+    model.train()
+    model.encoder.trunk.eval()
+    while (elapsed := time.time() - start) < budget:
+        lr = args.lr * 0.5 * (1 + math.cos(math.pi * min(elapsed / budget, 1.0)))
+        for group in opt.param_groups:
+            group["lr"] = lr
+        idx = torch.randint(0, n, (args.batch,))
+        loss, stats = losses(model, augment({k: v[idx] for k, v in train.items()}))
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        if step % 200 == 0:
+            v = evaluate(model, val)
+            log.append({"step": step, "seconds": round(elapsed), "train_loss": float(loss), **stats,
+                        **{f"val_{k}": round(x, 4) for k, x in v.items()}})
+            print(json.dumps(log[-1]), flush=True)
+    final = evaluate(model, val)
+    print("final val", json.dumps(final))
+    args.out.mkdir(parents=True, exist_ok=True)
+    manifest = export_model_dir(model.eval(), args.out, name="edgecount-lite0")
+    save_trained(model, args.out / TRAINED_WEIGHTS)
+    (args.out / "training.json").write_text(json.dumps({
+        "command": "python tools/train.py " + " ".join(f"--{k} {v}" for k, v in vars(args).items()),
+        "steps": step, "seconds": round(time.time() - start), "val": final, "log": log,
+    }, indent=1) + "\n")
+    print("exported", manifest)
+
+
+if __name__ == "__main__":
+    main()
