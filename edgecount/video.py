@@ -42,7 +42,7 @@ def open_video(path: Path | str) -> tuple[cv2.VideoCapture, VideoInfo]:
     if info.width <= 0 or info.height <= 0:
         cap.release()
         raise EdgecountError(f"{path} is not a readable video (no picture)")
-    if not np.isfinite(info.fps) or info.fps <= 0 or info.fps > 1000:
+    if not np.isfinite(info.fps) or info.fps < 1 or info.fps > 1000:
         cap.release()
         raise EdgecountError(f"{path}: the video header gives no usable frame rate (fps {info.fps:g})")
     return cap, info

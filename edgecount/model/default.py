@@ -4,8 +4,8 @@ a CPU.
 
 Per frame (run once per frame): uint8 RGB 112x112 -> Lite0 blocks 0-10
 (112 x 7 x 7) -> 1x1 conv -> flatten -> linear -> L2-normalised embedding.
-Per window: a residual temporal conv over the embeddings, the TSM with a learned
-temperature, and the two transformer heads.
+Per window: a residual temporal conv over the embeddings, centred on the
+window mean, the TSM with a learned temperature, and the two transformer heads.
 """
 from __future__ import annotations
 
@@ -75,15 +75,20 @@ class FrameEncoder(nn.Module):
 
 
 class TemporalResidual(nn.Module):
-    """Residual temporal conv over a window of embeddings: (B, T, D) -> (B, T, D), unit length."""
+    """Residual temporal conv over a window of embeddings: (B, T, D) -> (B, T, D).
+
+    The window mean is removed before the result is scaled to unit length, so
+    what stays the same across the window (a still background) does not mask
+    the small movements that make most real repetitions.
+    """
 
     def __init__(self, dim: int, kernel: int = 3):
         super().__init__()
         self.conv = nn.Conv1d(dim, dim, kernel, padding=kernel // 2)
 
     def forward(self, emb: torch.Tensor) -> torch.Tensor:
-        delta = self.conv(emb.transpose(1, 2)).transpose(1, 2)
-        return F.normalize(emb + F.relu(delta), dim=-1)
+        emb = emb + F.relu(self.conv(emb.transpose(1, 2)).transpose(1, 2))
+        return F.normalize(emb - emb.mean(1, keepdim=True), dim=-1)
 
 
 def build_default(pretrained: bool = True) -> RepNet:
@@ -104,9 +109,13 @@ def load_default(path: Path) -> RepNet:
     model = build_default(pretrained=True)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # torch.load raises many unrelated types for a bad file
+        raise EdgecountError(f"weights file {path} is not a readable PyTorch state dict") from None
+    try:
         missing, unexpected = model.load_state_dict(state, strict=False)
-    except (OSError, RuntimeError, EOFError, ValueError) as exc:
-        raise EdgecountError(f"weights file {path} does not fit the default model ({str(exc).splitlines()[0]})") from None
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        raise EdgecountError(f"weights file {path} does not fit the default model "
+                             f"({str(exc).splitlines()[0]})") from None
     missing = [k for k in missing if not k.startswith("encoder.trunk.")]
     if missing or unexpected:
         raise EdgecountError(f"weights file {path} does not fit the default model "
