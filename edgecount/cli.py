@@ -45,6 +45,19 @@ def cmd_eval(args: argparse.Namespace) -> None:
     print(json.dumps(scores.to_dict(), indent=1) if args.json else scores.table())
 
 
+def cmd_convert(args: argparse.Namespace) -> None:
+    from edgecount.convert.options import ConvertOptions
+
+    opts = ConvertOptions(out=args.out, format=args.format, precision=args.precision, model=args.model,
+                          weights=args.weights, prune=args.prune, calibration=args.calibration,
+                          force=args.force, threads=args.threads, finetune_seconds=args.finetune_seconds)
+    opts.check()  # before torch, OpenVINO and NNCF are imported
+    from edgecount.convert.run import convert
+
+    result = convert(opts, log=lambda line: print(line, file=sys.stderr))
+    print(result.report(args.out))
+
+
 def _load_model(args: argparse.Namespace):
     from edgecount.runtime.model import RepetitionModel
 
@@ -70,6 +83,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("convert", help="write a model directory for ONNX Runtime or OpenVINO, "
+                                       "optionally INT8 and pruned, verified against PyTorch")
+    p.add_argument("--model", default="default", help="default | repnet (the published RepNet)")
+    p.add_argument("--weights", type=Path, help="weights file (default model: the shipped one; "
+                                                "repnet: random weights, for timing only)")
+    p.add_argument("--format", default="onnx", help="onnx | openvino")
+    p.add_argument("--precision", default="fp32",
+                   help="fp32 | int8 | bf16 | int8-bf16 (bf16 ones: OpenVINO on CPUs with bf16)")
+    p.add_argument("--prune", type=float, metavar="RATIO",
+                   help="remove this fraction of the prunable channels, in (0, 0.9], then fine-tune")
+    p.add_argument("--calibration", type=Path, metavar="DIR",
+                   help="folder of videos for calibration and checks (default: the shipped sample clip)")
+    p.add_argument("--out", type=Path, required=True, help="model directory to write")
+    p.add_argument("--force", action="store_true", help="overwrite the model files of an existing --out")
+    p.add_argument("--threads", type=int, default=None, help="threads for conversion and timing (default: all)")
+    p.add_argument("--finetune-seconds", type=float, default=90.0,
+                   help="time budget of the recovery fine-tune after pruning (default 90)")
+    p.set_defaults(func=cmd_convert)
     return parser
 
 

@@ -34,6 +34,8 @@ class RepetitionModel:
         self.manifest = Manifest.load(self.folder)
         enc, head = self.manifest.files()
         fmt = self.manifest.format
+        # OpenVINO's inference precision hint written by `edgecount convert` (f32, bf16).
+        precision = precision or self.manifest.extra.get("inference_precision")
         self.encoder: Session = open_session(self.folder / enc, fmt, threads, precision)
         self.head: Session = open_session(self.folder / head, fmt, threads, precision)
 

@@ -1,0 +1,99 @@
+"""INT8 post-training quantization of a model directory, calibrated on real frames:
+ONNX Runtime static quantization (QDQ) for ONNX, NNCF for OpenVINO.
+
+The encoder is calibrated on frames, the head on windows of the fp32 encoder's
+features. Nodes named by ``sensitive_nodes`` (the TSM's distance matmul and
+softmax, the attention's matmuls and softmax) stay in floating point: measured on
+the default model, quantizing them moves the head's outputs far more than the
+rest of the head put together and buys no speed.
+"""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from edgecount.runtime.manifest import Manifest
+
+CALIBRATION_BATCH = 16  # frames per encoder calibration sample (ONNX Runtime)
+MAX_FRAME_SAMPLES = 300  # single frames per NNCF encoder calibration
+
+
+def is_sensitive(op_type: str, name: str) -> bool:
+    """A MatMul/Softmax of the TSM (a top-level node of the head) or of the attention."""
+    return op_type in ("MatMul", "Softmax") and ("self_attn" in name or name.count("/") == 1)
+
+
+def sensitive_nodes(onnx_path: Path) -> list[str]:
+    """Names of the sensitive nodes of an ONNX file."""
+    import onnx
+
+    graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    return [n.name for n in graph.node if is_sensitive(n.op_type, n.name)]
+
+
+def _batches(data: np.ndarray, size: int) -> list[np.ndarray]:
+    return [data[i:i + size] for i in range(0, len(data), size)]
+
+
+def quantize_onnx(src: Path, dst: Path, frames: np.ndarray, windows: np.ndarray) -> Manifest:
+    """ONNX Runtime static INT8 (QDQ, per-channel weights, uint8 activations) of ``src`` into ``dst``."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self, name: str, samples: list[np.ndarray]):
+            self.items = iter([{name: s} for s in samples])
+
+        def get_next(self) -> dict | None:
+            return next(self.items, None)
+
+    manifest = Manifest.load(src)
+    dst.mkdir(parents=True, exist_ok=True)
+    kept = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for file, name, samples in ((manifest.files()[0], "frames", _batches(frames, CALIBRATION_BATCH)),
+                                    (manifest.files()[1], "features", _batches(windows, 1))):
+            pre = Path(tmp) / file
+            quant_pre_process(str(src / file), str(pre))
+            exclude = sensitive_nodes(pre)
+            kept += exclude
+            quantize_static(str(pre), str(dst / file), Reader(name, samples), quant_format=QuantFormat.QDQ,
+                            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            nodes_to_exclude=exclude)
+    out = replace(manifest, precision="int8", extra=manifest.extra | {"kept_higher_precision": kept})
+    out.save(dst)
+    return out
+
+
+def quantize_openvino(src: Path, dst: Path, frames: np.ndarray, windows: np.ndarray,
+                      inference_precision: str = "f32") -> Manifest:
+    """NNCF INT8 of an OpenVINO fp32 directory ``src`` into ``dst``; the layers left in
+    floating point run at ``inference_precision`` (f32 or bf16)."""
+    import nncf
+    import openvino as ov
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
+
+    manifest = Manifest.load(src)
+    dst.mkdir(parents=True, exist_ok=True)
+    core = ov.Core()
+    frame_samples = [frames[i:i + 1] for i in
+                     np.linspace(0, len(frames) - 1, min(len(frames), MAX_FRAME_SAMPLES)).round().astype(int)]
+    kept = []
+    for file, samples in zip(manifest.files(), (frame_samples, _batches(windows, 1))):
+        model = core.read_model(str(src / file))
+        exclude = [op.get_friendly_name() for op in model.get_ops()
+                   if is_sensitive(op.get_type_name(), op.get_friendly_name())]
+        kept += exclude
+        quantized = nncf.quantize(
+            model, nncf.Dataset(samples), subset_size=len(samples),
+            ignored_scope=nncf.IgnoredScope(names=exclude, validate=False),
+            advanced_parameters=AdvancedQuantizationParameters(disable_bias_correction=True),
+        )
+        ov.save_model(quantized, str(dst / file), compress_to_fp16=False)
+    out = replace(manifest, precision="int8", extra=manifest.extra | {
+        "kept_higher_precision": kept, "inference_precision": inference_precision})
+    out.save(dst)
+    return out

@@ -1,0 +1,167 @@
+"""``edgecount convert``: PyTorch model -> (pruned) ONNX / OpenVINO (fp32, bf16, INT8)
+model directory, each step verified against the original on real frames and timed."""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgecount.convert.calibration import calibration_videos, load_clips, repeated_windows, stride_windows
+from edgecount.convert.options import ConvertOptions
+from edgecount.convert.report import Row, folder_size, table
+from edgecount.convert.verify import Outputs, Pipeline, RuntimePipeline, TorchPipeline, compare, run_pipeline
+from edgecount.convert.verify import window_latency
+from edgecount.errors import EdgecountError
+from edgecount.runtime.manifest import Manifest
+
+# Frames per calibration clip and clips used, per source model (the faithful one is 40x slower).
+CLIP_FRAMES = {"default": 256, "repnet": 128}
+MAX_CLIPS = {"default": 12, "repnet": 3}
+SYNTHETIC_PER_CLIP = 8
+
+
+@dataclass
+class Result:
+    """What a conversion wrote and measured."""
+
+    manifest: Manifest
+    rows: list[Row]
+
+    def report(self, out: Path) -> str:
+        m = self.manifest
+        kept = len(m.extra.get("kept_higher_precision", []))
+        lines = [f"edgecount convert: {m.extra['source']} (weights: {m.extra['weights']}) -> "
+                 f"{m.format} {m.precision}" + (f", pruned {m.extra['prune_ratio']}" if m.extra.get("prune_ratio") else ""),
+                 table(self.rows),
+                 "window: one window of frames encoded + the head, median after warm-up; |d ...|: largest "
+                 "difference of the logits from the PyTorch original on the calibration clips"]
+        if kept:
+            lines.append(f"kept in floating point: {kept} nodes (TSM distance and softmax, attention)")
+        if m.extra.get("bf16_available") and "bf16" not in m.extra.get("inference_precision", ""):
+            lines.append("this CPU runs bf16: --format openvino --precision bf16 (or int8-bf16) is faster, "
+                         "see the '@bf16' row")
+        lines.append(f"wrote {out}: {', '.join(sorted(p.name for p in out.iterdir()))}")
+        return "\n".join(lines)
+
+
+class _Checker:
+    """Runs a pipeline on the calibration clips and times one window, against the original."""
+
+    def __init__(self, clips: list[np.ndarray], num_frames: int, reference: Pipeline):
+        self.clips, self.num_frames = clips, num_frames
+        frames = np.concatenate(clips)[:num_frames]
+        self.window = np.concatenate([frames, np.repeat(frames[-1:], num_frames - len(frames), axis=0)])
+        self.reference: Outputs = run_pipeline(reference, clips, num_frames)
+
+    def row(self, variant: str, pipeline: Pipeline, size: int, params: int, original: bool = False) -> Row:
+        agreement = None if original else compare(self.reference, run_pipeline(pipeline, self.clips, self.num_frames))
+        return Row(variant, size, params, window_latency(pipeline, self.window), agreement)
+
+
+def _tensor_bytes(model) -> int:
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values())
+
+
+def _install(work: Path, out: Path, force: bool) -> None:
+    """Copy the files of ``work`` into ``out``, replacing only model files already there."""
+    from edgecount.convert.formats import model_files
+
+    if out.exists() and force:
+        for fmt in ("onnx", "openvino"):
+            for f in model_files(out, fmt):
+                f.unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    for f in work.iterdir():
+        shutil.copy2(f, out / f.name)
+
+
+def convert(opts: ConvertOptions, log: Callable[[str], None] = lambda s: None) -> Result:
+    """Run the conversion of ``opts``; every user error is an EdgecountError."""
+    opts.check()
+    videos = calibration_videos(opts.calibration)
+
+    import torch
+
+    from edgecount.convert.formats import cpu_has_bf16, model_files, write_onnx, write_openvino
+    from edgecount.convert.prune import count_parameters
+    from edgecount.convert.source import load_source
+    from edgecount.model.default import FRAME_SIZE
+    from edgecount.runtime.backends import default_threads
+
+    threads = opts.threads or default_threads()
+    torch.set_num_threads(threads)
+    bf16 = opts.format == "openvino" and cpu_has_bf16()
+    if "bf16" in opts.precision and not bf16:
+        raise EdgecountError("this CPU has no native bf16: use --precision fp32 or int8")
+    model, weights = load_source(opts.model, opts.weights)
+    clips = load_clips(videos, FRAME_SIZE, CLIP_FRAMES[opts.model], MAX_CLIPS[opts.model])
+    log(f"calibration: {sum(len(c) for c in clips)} frames from {len(clips)} clip(s)")
+    check = _Checker(clips, model.cfg.num_frames, TorchPipeline(model))
+    params = count_parameters(model)
+    rows = [check.row("pytorch fp32", TorchPipeline(model), _tensor_bytes(model), params, original=True)]
+    extra: dict = {"source": opts.model, "weights": weights, "bf16_available": bf16}
+    if opts.prune:
+        from edgecount.convert.distill import distill
+        from edgecount.convert.prune import prune
+
+        log(f"pruning {opts.prune:g} of the prunable channels, then {opts.finetune_seconds:g} s of recovery")
+        student = prune(model, opts.prune, FRAME_SIZE)
+        extra |= {"prune_ratio": opts.prune,
+                  "recovery": distill(student, model, clips, opts.finetune_seconds).to_dict()}
+        model, params = student, count_parameters(student)
+        rows.append(check.row(f"pytorch pruned {opts.prune:g}", TorchPipeline(model), _tensor_bytes(model), params))
+
+    def runtime_row(variant: str, folder: Path, hint: str | None = None) -> Row:
+        size = folder_size(model_files(folder, Manifest.load(folder).format)[:-1])
+        return check.row(variant, RuntimePipeline(folder, threads, hint), size, params)
+
+    name = opts.model + (f"-pruned{opts.prune:g}" if opts.prune else "") + f"-{opts.format}-{opts.precision}"
+    with tempfile.TemporaryDirectory(prefix="edgecount-convert-") as tmp:
+        work = Path(tmp)
+        log("exporting ONNX")
+        write_onnx(model, work / "onnx", name)
+        current = work / "onnx"
+        rows.append(runtime_row("onnx fp32", current))
+        if opts.format == "openvino":
+            log("converting to OpenVINO IR")
+            write_openvino(current, work / "openvino")
+            current = work / "openvino"
+            rows.append(runtime_row("openvino fp32", current))
+            if bf16:
+                rows.append(runtime_row("openvino fp32 @bf16", current, "bf16"))
+            if opts.precision == "bf16":
+                write_openvino(work / "onnx", work / "openvino-bf16", "bf16")
+                current = work / "openvino-bf16"
+                rows.append(runtime_row("openvino bf16", current))
+        if opts.precision.startswith("int8"):
+            log("quantizing to INT8")
+            current = _quantize(opts, current, work / "int8", clips, threads)
+            rows.append(runtime_row(f"{opts.format} {opts.precision}", current))
+        manifest = Manifest.load(current)
+        manifest.extra = manifest.extra | extra | {
+            "threads": threads, "verification": [r.to_dict(rows[0].latency) for r in rows]}
+        manifest.save(current)
+        _install(current, Path(opts.out), opts.force)
+    return Result(manifest, rows)
+
+
+def _quantize(opts: ConvertOptions, src: Path, dst: Path, clips: list[np.ndarray], threads: int) -> Path:
+    """INT8 of ``src``: the encoder calibrated on frames, the head on windows of the fp32 encoder's
+    features (strides 1..4 and synthetic repetitions)."""
+    from edgecount.convert.quantize import quantize_onnx, quantize_openvino
+
+    fp32 = RuntimePipeline(src, threads)
+    t = fp32.model.num_frames
+    feats = [fp32.encode(c) for c in clips]
+    windows = np.concatenate([stride_windows(f, t) for f in feats]
+                             + [repeated_windows(f, t, SYNTHETIC_PER_CLIP, i) for i, f in enumerate(feats)])
+    frames = np.concatenate(clips)
+    if opts.format == "onnx":
+        quantize_onnx(src, dst, frames, windows)
+    else:
+        quantize_openvino(src, dst, frames, windows, "bf16" if opts.precision == "int8-bf16" else "f32")
+    return dst

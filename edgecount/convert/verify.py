@@ -1,0 +1,123 @@
+"""Verification of a converted model against the PyTorch original on real frames,
+and the latency of one window (encode its frames, then run the head)."""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from edgecount.convert.calibration import stride_windows
+
+ENCODE_BATCH = 32
+MAX_WINDOWS = 24  # per verification, spread over the clips and strides
+
+
+class Pipeline(Protocol):
+    """Frames -> features -> head logits, whatever runs it."""
+
+    def encode(self, frames: np.ndarray) -> np.ndarray: ...
+
+    def head(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+class TorchPipeline:
+    """A PyTorch RepNet in eval mode."""
+
+    def __init__(self, model):
+        self.model = model.eval()
+
+    def encode(self, frames: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            return np.concatenate([self.model.encode(torch.from_numpy(frames[i:i + ENCODE_BATCH])).numpy()
+                                   for i in range(0, len(frames), ENCODE_BATCH)])
+
+    def head(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        with torch.no_grad():
+            period, periodicity = self.model.window_head(torch.from_numpy(features))
+        return period.numpy(), periodicity.numpy()
+
+
+class RuntimePipeline:
+    """A model directory run by ONNX Runtime or OpenVINO (``precision``: OpenVINO hint)."""
+
+    def __init__(self, folder: Path, threads: int | None = None, precision: str | None = None):
+        from edgecount.runtime.model import RepetitionModel
+
+        self.model = RepetitionModel(folder, threads=threads, precision=precision)
+
+    def encode(self, frames: np.ndarray) -> np.ndarray:
+        return np.concatenate([self.model.encode(frames[i:i + ENCODE_BATCH])
+                               for i in range(0, len(frames), ENCODE_BATCH)])
+
+    def head(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        period, periodicity = self.model.head.run(np.ascontiguousarray(features, dtype=np.float32))
+        return period, periodicity
+
+
+@dataclass
+class Outputs:
+    """Features of the verification frames and head logits of their windows."""
+
+    features: np.ndarray  # (N, ...) all clips concatenated
+    period: np.ndarray  # (W, T, C)
+    periodicity: np.ndarray  # (W, T)
+
+
+def run_pipeline(pipeline: Pipeline, clips: list[np.ndarray], num_frames: int) -> Outputs:
+    """Encode every clip, build its windows at strides 1..4 and run the head on them."""
+    feats = [pipeline.encode(clip) for clip in clips]
+    windows = np.concatenate([stride_windows(f, num_frames) for f in feats])
+    pick = np.linspace(0, len(windows) - 1, min(len(windows), MAX_WINDOWS)).round().astype(int)
+    outs = [pipeline.head(windows[i:i + 1]) for i in pick]
+    return Outputs(np.concatenate(feats), np.concatenate([o[0] for o in outs]),
+                   np.concatenate([o[1] for o in outs]))
+
+
+@dataclass
+class Agreement:
+    """How close a converted model's outputs are to the original's."""
+
+    period_logits_max_diff: float
+    periodicity_max_diff: float
+    period_argmax_agree: float  # fraction of frames with the same period class
+    periodic_agree: float  # fraction of frames on the same side of periodicity 0.5
+    feature_cos_mean: float | None  # None when the feature shapes differ
+    feature_cos_min: float | None
+
+    def to_dict(self) -> dict:
+        return {k: None if v is None else round(v, 5) for k, v in asdict(self).items()}
+
+
+def compare(reference: Outputs, other: Outputs) -> Agreement:
+    """Agreement of ``other`` with ``reference`` (same clips, same windows)."""
+    cos_mean = cos_min = None
+    if reference.features.shape == other.features.shape:
+        a = reference.features.reshape(len(reference.features), -1)
+        b = other.features.reshape(len(other.features), -1)
+        cos = (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
+        cos_mean, cos_min = float(cos.mean()), float(cos.min())
+    return Agreement(
+        period_logits_max_diff=float(np.abs(reference.period - other.period).max()),
+        periodicity_max_diff=float(np.abs(reference.periodicity - other.periodicity).max()),
+        period_argmax_agree=float((reference.period.argmax(-1) == other.period.argmax(-1)).mean()),
+        periodic_agree=float(((reference.periodicity > 0) == (other.periodicity > 0)).mean()),
+        feature_cos_mean=cos_mean, feature_cos_min=cos_min,
+    )
+
+
+def window_latency(pipeline: Pipeline, frames: np.ndarray, repeats: int = 5, warmup: int = 2) -> float:
+    """Median seconds to encode one window of frames (T, S, S, 3) and run the head on it."""
+    times = []
+    for i in range(warmup + repeats):
+        start = time.perf_counter()
+        pipeline.head(pipeline.encode(frames)[None])
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return float(np.median(times))
