@@ -57,7 +57,7 @@ def quantize_onnx(src: Path, dst: Path, frames: np.ndarray, windows: np.ndarray)
         for file, name, samples in ((manifest.files()[0], "frames", _batches(frames, CALIBRATION_BATCH)),
                                     (manifest.files()[1], "features", _batches(windows, 1))):
             pre = Path(tmp) / file
-            quant_pre_process(str(src / file), str(pre))
+            quant_pre_process(str(src / file), str(pre), skip_symbolic_shape=True)
             exclude = sensitive_nodes(pre)
             kept += exclude
             quantize_static(str(pre), str(dst / file), Reader(name, samples), quant_format=QuantFormat.QDQ,
