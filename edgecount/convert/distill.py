@@ -1,5 +1,10 @@
-"""Label-free recovery fine-tune of a pruned model, with the unpruned model as teacher.
+"""Label-free recovery of a pruned model, with the unpruned model as teacher.
 
+0. Refit: every 1x1 conv whose inputs were pruned (the MBConv project convs, the
+   ResNet ``conv3``s) is
+   solved in closed form, in network order, by least squares so that on the
+   calibration frames it reproduces the teacher layer's output from the
+   student's own (pruned, upstream-perturbed) input.
 1. Encoder: the student's per-frame features match the teacher's on the
    calibration frames (mean squared error relative to the teacher's energy).
 2. Head, only when it was pruned: on windows of the student's features (strides
@@ -21,21 +26,23 @@ from edgecount.model.repnet import RepNet
 
 FRAME_BATCH = 16
 WINDOW_BATCH = 2
-MAX_FRAMES = 768
+REFIT_FRAMES = 64
 LEARNING_RATE = 2e-4
+RIDGE = 1e-3  # relative to the mean diagonal of the input Gram matrix
 
 
 @dataclass
 class DistillReport:
     """Losses before and after the fine-tune, and how long it ran."""
 
+    refit_layers: int
     encoder_loss: tuple[float, float]
     head_loss: tuple[float, float] | None
     steps: int
     seconds: float
 
     def to_dict(self) -> dict:
-        return {"encoder_loss": [round(v, 5) for v in self.encoder_loss],
+        return {"refit_layers": self.refit_layers, "encoder_loss": [round(v, 5) for v in self.encoder_loss],
                 "head_loss": None if self.head_loss is None else [round(v, 5) for v in self.head_loss],
                 "steps": self.steps, "seconds": round(self.seconds, 1)}
 
@@ -67,33 +74,86 @@ def _train(params: list[torch.nn.Parameter], loss_fn, steps: int, deadline: floa
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
+    if not losses:
+        return float("nan"), float("nan"), 0
     return losses[0], float(np.mean(losses[-10:])), len(losses)
 
 
 def distill(student: RepNet, teacher: RepNet, clips: list[np.ndarray], seconds: float,
-            max_steps: int = 400, seed: int = 0) -> DistillReport:
-    """Fine-tune ``student`` in place for at most ``seconds`` (eval mode: BatchNorm statistics stay)."""
-    start = time.perf_counter()
+            max_steps: int = 1000, seed: int = 0) -> DistillReport:
+    """Refit, then fine-tune ``student`` in place for at most ``seconds`` (eval mode: BatchNorm
+    statistics stay); the teacher's targets are computed step by step."""
+    begin = time.perf_counter()
     gen = torch.Generator().manual_seed(seed)
     student.eval().requires_grad_(True)
     teacher.eval()
     head_pruned = count_parameters(student.temporal_conv) != count_parameters(teacher.temporal_conv)
     frames = torch.from_numpy(np.concatenate(clips))
-    frames = frames[torch.linspace(0, len(frames) - 1, min(len(frames), MAX_FRAMES)).long()]
-    target = _no_grad_batches(teacher.encode, frames, FRAME_BATCH)
+    refitted = refit(student, teacher, frames[torch.linspace(0, len(frames) - 1, REFIT_FRAMES).long()])
+    start = time.perf_counter()
 
     def encoder_step(_: int) -> torch.Tensor:
-        idx = torch.randint(0, len(frames), (FRAME_BATCH,), generator=gen)
-        return _feature_loss(student.encode(frames[idx]), target[idx])
+        batch = frames[torch.randint(0, len(frames), (FRAME_BATCH,), generator=gen)]
+        with torch.no_grad():
+            target = teacher.encode(batch)
+        return _feature_loss(student.encode(batch), target)
 
     budget = seconds / 2 if head_pruned else seconds
     first, last, steps = _train(list(student.encoder.parameters()), encoder_step, max_steps, start + budget)
-    report = DistillReport((first, last), None, steps, 0.0)
+    report = DistillReport(refitted, (first, last), None, steps, 0.0)
     if head_pruned:
         report.head_loss, head_steps = _distill_head(student, teacher, clips, start + seconds, max_steps, gen)
         report.steps += head_steps
-    report.seconds = time.perf_counter() - start
+    report.seconds = time.perf_counter() - begin
     return report
+
+
+def _refit_pairs(student: RepNet, teacher: RepNet) -> list[tuple[torch.nn.Module, torch.nn.Module]]:
+    """(student, teacher) 1x1 convs of the encoder whose inputs were pruned."""
+    teacher_layers = dict(teacher.encoder.named_modules())
+    pairs = []
+    for name, layer in student.encoder.named_modules():
+        other = teacher_layers.get(name)
+        pointwise = isinstance(layer, torch.nn.Conv2d) and layer.kernel_size == (1, 1) and layer.groups == 1
+        if pointwise and layer.weight.shape[1] != other.weight.shape[1]:
+            pairs.append((layer, other))
+    return pairs
+
+
+def _rows(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (N * H * W, C)."""
+    return x.movedim(1, -1).reshape(-1, x.shape[1])
+
+
+def refit(student: RepNet, teacher: RepNet, frames: torch.Tensor) -> int:
+    """Least-squares refit of the pruned-input layers (see the module doc); returns how many."""
+    pairs = _refit_pairs(student, teacher)
+    for layer, other in pairs:
+        captured: dict[str, list[torch.Tensor]] = {"x": [], "y": []}
+        hooks = [layer.register_forward_hook(lambda m, i, o: captured["x"].append(_rows(i[0]))),
+                 other.register_forward_hook(lambda m, i, o: captured["y"].append(_rows(o)))]
+        gram = cross = None
+        try:
+            with torch.no_grad():
+                for i in range(0, len(frames), FRAME_BATCH):
+                    student.encode(frames[i:i + FRAME_BATCH])
+                    teacher.encode(frames[i:i + FRAME_BATCH])
+                    x, y = captured["x"].pop().double(), captured["y"].pop().double()
+                    if layer.bias is not None:
+                        x = torch.cat([x, x.new_ones(len(x), 1)], 1)
+                    gram = x.T @ x if gram is None else gram + x.T @ x
+                    cross = x.T @ y if cross is None else cross + x.T @ y
+        finally:
+            for hook in hooks:
+                hook.remove()
+        ridge = RIDGE * gram.diagonal().mean() * torch.eye(len(gram), dtype=gram.dtype)
+        solution = torch.linalg.solve(gram + ridge, cross).T.float()  # (out, in [+ bias])
+        with torch.no_grad():
+            cin = layer.weight.shape[1]
+            layer.weight.copy_(solution[:, :cin].reshape(layer.weight.shape))
+            if layer.bias is not None:
+                layer.bias.copy_(solution[:, cin])
+    return len(pairs)
 
 
 def _windows(model: RepNet, clips: list[np.ndarray]) -> torch.Tensor:
@@ -105,14 +165,13 @@ def _windows(model: RepNet, clips: list[np.ndarray]) -> torch.Tensor:
 
 def _distill_head(student: RepNet, teacher: RepNet, clips: list[np.ndarray], deadline: float,
                   max_steps: int, gen: torch.Generator) -> tuple[tuple[float, float], int]:
-    inputs, teacher_windows = _windows(student, clips), _windows(teacher, clips)
-    with torch.no_grad():
-        targets = [teacher.window_head(teacher_windows[i:i + 1]) for i in range(len(teacher_windows))]
+    inputs, teacher_inputs = _windows(student, clips), _windows(teacher, clips)
 
     def head_step(_: int) -> torch.Tensor:
-        idx = torch.randint(0, len(inputs), (WINDOW_BATCH,), generator=gen).tolist()
-        out = student.window_head(inputs[idx])
-        return _head_loss(out, (torch.cat([targets[i][0] for i in idx]), torch.cat([targets[i][1] for i in idx])))
+        idx = torch.randint(0, len(inputs), (WINDOW_BATCH,), generator=gen)
+        with torch.no_grad():
+            target = teacher.window_head(teacher_inputs[idx])
+        return _head_loss(student.window_head(inputs[idx]), target)
 
     params = [p for name, p in student.named_parameters() if not name.startswith("encoder.")]
     first, last, steps = _train(params, head_step, max_steps, deadline)
