@@ -22,10 +22,10 @@ from tests.videos import moving_square, write_video  # noqa: E402
 
 FEATURE_ATOL = 1e-5  # unit-length embeddings, ONNX Runtime / OpenVINO f32 against torch
 LOGIT_ATOL = 1e-3  # period logits and periodicity logits
-# INT8 features (cosine to fp32 torch), measured on these synthetic clips with the
-# shipped default model: ONNX Runtime 0.99 mean, OpenVINO/NNCF 0.99 mean; margins below.
-INT8_COS_MEAN = 0.95
-INT8_COS_MIN = 0.85
+# INT8 features (cosine to fp32 torch), measured on these synthetic clips (untrained
+# projection): ONNX Runtime 0.9957 mean / 0.9950 worst, NNCF 0.9953 / 0.9941; margins below.
+INT8_COS_MEAN = 0.98
+INT8_COS_MIN = 0.97
 
 
 def clip(n: int, period: float, seed: int) -> np.ndarray:
@@ -111,7 +111,7 @@ def test_int8_keeps_features(fmt, model, clips, reference, onnx_dir, openvino_di
     if fmt == "onnx":
         manifest = quantize_onnx(onnx_dir, tmp_path, frames, windows)
     else:
-        manifest = quantize_openvino(openvino_dir, tmp_path, frames, windows)
+        manifest = quantize_openvino(openvino_dir, tmp_path, frames[::2], windows)
     assert manifest.precision == "int8" and manifest.extra["kept_higher_precision"]
     agreement = compare(reference, run_pipeline(RuntimePipeline(tmp_path, threads=1), clips, 64))
     assert agreement.feature_cos_mean >= INT8_COS_MEAN, agreement
@@ -247,3 +247,15 @@ def test_convert_then_count(capsys, tmp_path, calibration_dir, fmt, precision, p
     assert json.loads(counted)["frames"] == 90
     code, _, err = run(capsys, "convert", "--format", fmt, "--out", str(out))
     assert_one_line_error(code, err, "exists")
+
+
+def test_count_with_converted_model_imports_no_torch(onnx_dir, tmp_path):
+    import subprocess
+    import sys
+
+    video = write_video(tmp_path / "v.mp4", moving_square(40, 8))
+    code = ("import sys; from edgecount.cli import main; "
+            f"rc = main(['count', {str(video)!r}, '--model', {str(onnx_dir)!r}, '--quiet', '--threads', '1']); "
+            "heavy = [m for m in ('torch', 'openvino', 'nncf', 'torch_pruning') if m in sys.modules]; "
+            "assert rc == 0 and not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=120)
