@@ -33,7 +33,7 @@ def pool() -> FootagePool:
 
 
 def _repeat_ratio(clip: synth.SynthClip) -> float:
-    """Mean abs difference between frames a period apart over that between frames half a period apart."""
+    """Mean abs difference of frames a period apart over that of frames half a period apart."""
     f = clip.frames.astype(np.float32)
     full, half = [], []
     for t in np.flatnonzero(clip.periodic):
