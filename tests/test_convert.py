@@ -118,8 +118,8 @@ def test_int8_keeps_features(fmt, model, clips, reference, onnx_dir, openvino_di
     assert agreement.feature_cos_min >= INT8_COS_MIN, agreement
 
 
-def test_pruning_removes_channels(model):
-    pruned = prune(model, 0.5, 112)
+def test_pruning_removes_channels(model, clips):
+    pruned = prune(model, 0.5, torch.from_numpy(clips[0][:4]))
     assert count_parameters(pruned) < 0.8 * count_parameters(model)
     block = pruned.encoder.trunk.net._blocks[4]
     assert block._expand_conv.out_channels < model.encoder.trunk.net._blocks[4]._expand_conv.out_channels
@@ -131,14 +131,35 @@ def test_pruning_removes_channels(model):
     assert period.shape == (1, 64, 32) and periodicity.shape == (1, 64)
 
 
-def test_pruning_faithful_temporal_conv():
+def test_pruning_faithful_temporal_conv(clips):
     from edgecount.model.faithful import build_faithful
 
+    torch.manual_seed(0)
     model = build_faithful(32).eval()
-    pruned = prune(model, 0.5, 112)
-    assert pruned.temporal_conv[0].out_channels == 256 and pruned.temporal_conv[1].num_features == 256
+    frames = torch.from_numpy(clips[0][::8][:8])
+    pruned = prune(model, 0.5, frames)
+    project, conv = pruned.temporal_conv[0]
+    assert (project.in_channels, project.out_channels, conv.out_channels) == (1024, 512, 256)
+    assert pruned.temporal_conv[1].num_features == 256
     assert pruned.encoder.stages[0].blocks[0].conv1.out_channels == 32
-    assert count_parameters(pruned) < 0.7 * count_parameters(model)
+    assert count_parameters(pruned) < 0.6 * count_parameters(model)
+    with torch.no_grad():
+        features = pruned.encode(frames)
+        assert features.shape == model.encode(frames).shape
+        assert pruned.embed(features[None]).shape == (1, 8, 256)
+
+
+def test_factorized_temporal_conv_is_exact_at_full_rank():
+    from edgecount.convert.prune import factorize_input
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv3d(16, 8, 3, padding=(3, 1, 1), dilation=(3, 1, 1))
+    features = torch.randn(2, 16, 6, 5, 5)
+    with torch.no_grad():
+        assert torch.allclose(factorize_input(conv, features, 16)(features), conv(features), atol=1e-4)
+        low = torch.randn(2, 4, 6, 5, 5)  # features in a 4-d subspace: rank 4 is exact too
+        features = torch.einsum("bc...,cd->bd...", low, torch.randn(4, 16))
+        assert torch.allclose(factorize_input(conv, features, 4)(features), conv(features), atol=1e-3)
 
 
 # --- the command line --------------------------------------------------------------------------

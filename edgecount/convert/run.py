@@ -109,7 +109,8 @@ def convert(opts: ConvertOptions, log: Callable[[str], None] = lambda s: None) -
         from edgecount.convert.prune import prune
 
         log(f"pruning {opts.prune:g} of the prunable channels, then {opts.finetune_seconds:g} s of recovery")
-        student = prune(model, opts.prune, FRAME_SIZE)
+        frames = np.concatenate(clips)
+        student = prune(model, opts.prune, torch.from_numpy(frames[np.linspace(0, len(frames) - 1, 128).astype(int)]))
         extra |= {"prune_ratio": opts.prune,
                   "recovery": distill(student, model, clips, opts.finetune_seconds).to_dict()}
         model, params = student, count_parameters(student)
