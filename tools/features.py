@@ -1,10 +1,11 @@
 """Synthetic repetition clips -> frozen-trunk features, for training the default model.
 
 The EfficientNet-Lite0 trunk is frozen, so each synthetic clip is encoded once
-(ONNX Runtime) and only its 112x7x7 feature maps (float16) and labels are kept:
+(ONNX Runtime) and only its 112x7x7 feature maps (float16) and labels are kept,
+in shards of ``--shard`` clips that training can use while more are made:
 
-    python tools/features.py --footage ../shared/footage/clips --clips 2500 \
-        --seed 0 --out data/train.npz
+    python tools/features.py --footage ../shared/footage/clips --clips 2000 \
+        --seed 0 --out data/train
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def trunk_session(folder: Path) -> OrtSession:
     path = folder / "trunk.onnx"
     example = torch.zeros(2, FRAME_SIZE, FRAME_SIZE, 3, dtype=torch.uint8)
     export_onnx(Trunk(pretrained=True), example, path, "frames", ["features"])
-    return OrtSession(path, threads=1)
+    return OrtSession(path, threads=2)
 
 
 def main() -> None:
@@ -47,23 +48,31 @@ def main() -> None:
     ap.add_argument("--footage", type=Path, required=True)
     ap.add_argument("--clips", type=int, default=2500)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True, help="folder of shards")
+    ap.add_argument("--shard", type=int, default=250, help="clips per shard")
     args = ap.parse_args()
 
     global _POOL
     _POOL = FootagePool.load(args.footage)
     start = time.time()
-    feats, period, periodic, count, kind = [], [], [], [], []
+    args.out.mkdir(parents=True, exist_ok=True)
     seeds = [args.seed * 1_000_003 + i for i in range(args.clips)]
+    shard: list[tuple] = []
     with tempfile.TemporaryDirectory() as tmp, mp.get_context("fork").Pool(1) as workers:
         session = trunk_session(Path(tmp))
-        for frames, p, q, c, k in tqdm(workers.imap(_clip, seeds, chunksize=4), total=len(seeds), desc="clips"):
-            feats.append(session.run(frames)[0].astype(np.float16))
-            period.append(p), periodic.append(q), count.append(c), kind.append(k)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(args.out, features=np.stack(feats), period=np.stack(period), periodic=np.stack(periodic),
-             count=np.array(count), kind=np.array(kind))
+        for i, (frames, *labels) in enumerate(tqdm(workers.imap(_clip, seeds, chunksize=4),
+                                                   total=len(seeds), desc="clips")):
+            shard.append((session.run(frames)[0].astype(np.float16), *labels))
+            if len(shard) == args.shard or i == len(seeds) - 1:
+                save_shard(args.out / f"shard_{i // args.shard:03d}.npz", shard)
+                shard = []
     print(f"{len(seeds)} clips -> {args.out} in {time.time() - start:.0f} s")
+
+
+def save_shard(path: Path, rows: list[tuple]) -> None:
+    feats, period, periodic, count, kind = zip(*rows)
+    np.savez(path, features=np.stack(feats), period=np.stack(period), periodic=np.stack(periodic),
+             count=np.array(count), kind=np.array(kind))
 
 
 if __name__ == "__main__":

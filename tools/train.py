@@ -1,7 +1,7 @@
 """Train the default model's projection, temporal layer and heads on precomputed
 trunk features (see tools/features.py), then export it into the package:
 
-    python tools/train.py --train data/train.npz --val data/val.npz \
+    python tools/train.py --train data/train --val data/val \
         --minutes 20 --out edgecount/assets/default
 """
 from __future__ import annotations
@@ -21,12 +21,15 @@ from edgecount.model.default import TRAINED_WEIGHTS, build_default, save_trained
 from edgecount.model.repnet import RepNet
 
 
-def load(path: Path) -> dict[str, torch.Tensor]:
-    data = np.load(path)
+def load(folder: Path) -> dict[str, torch.Tensor]:
+    """All shards written by tools/features.py into ``folder``."""
+    shards = [np.load(p) for p in sorted(folder.glob("shard_*.npz"))]
+    if not shards:
+        raise SystemExit(f"no shard_*.npz in {folder}")
     return {
-        "features": torch.from_numpy(data["features"]),  # (N, T, C, 7, 7) float16
-        "period": torch.from_numpy(data["period"]).float(),
-        "periodic": torch.from_numpy(data["periodic"]).float(),
+        "features": torch.from_numpy(np.concatenate([s["features"] for s in shards])),  # (N, T, C, 7, 7)
+        "period": torch.from_numpy(np.concatenate([s["period"] for s in shards])).float(),
+        "periodic": torch.from_numpy(np.concatenate([s["periodic"] for s in shards])).float(),
     }
 
 
@@ -93,11 +96,15 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--log-every", type=int, default=200, help="steps between validation runs")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
 
     torch.manual_seed(args.seed)
-    torch.set_num_threads(2)
+    # One thread: flush-to-zero is set per thread, and denormals from the sharp TSM
+    # softmax slowed multi-threaded training down several times after a few hundred steps.
+    torch.set_num_threads(1)
+    torch.set_flush_denormal(True)
     train, val = load(args.train), load(args.val)
     model = build_default(pretrained=True)
     model.encoder.trunk.requires_grad_(False)
@@ -107,6 +114,7 @@ def main() -> None:
     budget = args.minutes * 60
     start = time.time()
     step, log = 0, []
+    args.out.mkdir(parents=True, exist_ok=True)
     model.train()
     model.encoder.trunk.eval()
     while (elapsed := time.time() - start) < budget:
@@ -120,14 +128,14 @@ def main() -> None:
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         step += 1
-        if step % 200 == 0:
+        if step % args.log_every == 0:
             v = evaluate(model, val)
-            log.append({"step": step, "seconds": round(elapsed), "train_loss": float(loss), **stats,
+            log.append({"step": step, "seconds": round(elapsed), "train_loss": round(float(loss.detach()), 4), **stats,
                         **{f"val_{k}": round(x, 4) for k, x in v.items()}})
             print(json.dumps(log[-1]), flush=True)
+            save_trained(model, args.out / TRAINED_WEIGHTS)  # a checkpoint to inspect mid-run
     final = evaluate(model, val)
     print("final val", json.dumps(final))
-    args.out.mkdir(parents=True, exist_ok=True)
     manifest = export_model_dir(model.eval(), args.out, name="edgecount-lite0")
     save_trained(model, args.out / TRAINED_WEIGHTS)
     (args.out / "training.json").write_text(json.dumps({

@@ -30,7 +30,7 @@ def default_config() -> HeadConfig:
     return HeadConfig(
         embedding_dim=256, num_frames=64, tsm_channels=16, model_dim=128, num_heads=4,
         ff_dim=256, period_classes=32, period_offset=1, pos_encoding_dim=128,
-        temperature=0.1, learn_temperature=True,
+        temperature=0.1, learn_temperature=True, relative_offsets=True,
     )
 
 

@@ -33,6 +33,7 @@ class HeadConfig:
     pos_encoding_dim: int = 1  # 1 (ckpt-88) or model_dim (ckpt-70)
     temperature: float = 13.544
     learn_temperature: bool = False
+    relative_offsets: bool = False  # re-index each TSM row by offset j - i (not in the published model)
 
 
 class TransformerHead(nn.Module):
@@ -61,6 +62,14 @@ def prediction_head(cfg: HeadConfig, outputs: int) -> nn.Sequential:
     )
 
 
+def relative_offset_index(t: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gather index and validity mask that put column j of row i at position j - i + t // 2."""
+    i = torch.arange(t)[:, None]
+    j = i + torch.arange(t)[None, :] - t // 2
+    valid = (j >= 0) & (j < t)
+    return j.clamp(0, t - 1), valid
+
+
 def self_similarity(emb: torch.Tensor, temperature: torch.Tensor | float) -> torch.Tensor:
     """Row-softmax of negative squared distances: (B, T, D) -> (B, 1, T, T)."""
     sq = (emb * emb).sum(-1)
@@ -86,6 +95,10 @@ class RepNet(nn.Module):
         else:
             self.register_buffer("log_temperature", log_t, persistent=False)
         self.tsm_conv = nn.Sequential(nn.Conv2d(1, cfg.tsm_channels, 3, padding=1), nn.ReLU())
+        if cfg.relative_offsets:
+            index, valid = relative_offset_index(cfg.num_frames)
+            self.register_buffer("offset_index", index, persistent=False)
+            self.register_buffer("offset_valid", valid.float(), persistent=False)
         self.period_length_head = prediction_head(cfg, cfg.period_classes)
         self.periodicity_head = prediction_head(cfg, 1)
 
@@ -103,6 +116,9 @@ class RepNet(nn.Module):
         tsm = self_similarity(emb, self.log_temperature.exp())
         b, t = emb.shape[:2]
         x = self.tsm_conv(tsm)  # (B, C, T, T)
+        if self.cfg.relative_offsets:
+            index = self.offset_index.expand(b, x.shape[1], t, t)
+            x = torch.gather(x, 3, index) * self.offset_valid
         x = x.permute(0, 2, 3, 1).reshape(b, t, t * self.cfg.tsm_channels)
         return self.period_length_head(x), self.periodicity_head(x).squeeze(-1)
 
