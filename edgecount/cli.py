@@ -10,10 +10,10 @@ from edgecount import __version__
 from edgecount.errors import EdgecountError
 
 
-def _add_model_args(p: argparse.ArgumentParser) -> None:
+def _add_model_args(p: argparse.ArgumentParser, threads: str = "inference threads (default: all cores)") -> None:
     p.add_argument("--model", type=Path, default=None,
                    help="model directory (from `edgecount convert`); default: the shipped model")
-    p.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
+    p.add_argument("--threads", type=int, default=None, help=threads)
 
 
 def cmd_count(args: argparse.Namespace) -> None:
@@ -58,6 +58,54 @@ def cmd_convert(args: argparse.Namespace) -> None:
     print(result.report(args.out))
 
 
+def cmd_live(args: argparse.Namespace) -> None:
+    from edgecount.live import LiveConfig, LiveCounter, Reconnect, open_source
+    from edgecount.live.display import Window, display_available
+
+    if args.update_every < 1:
+        raise EdgecountError(f"--update-every must be at least 1, got {args.update_every}")
+    if args.reconnect < 0:
+        raise EdgecountError(f"--reconnect must be 0 or more, got {args.reconnect}")
+    config = LiveConfig(update_every=args.update_every, realtime=args.realtime,
+                        reconnect=Reconnect(attempts=args.reconnect))
+    source = open_source(args.source, config.stall_timeout_s)  # a bad source fails before the model loads
+    live = LiveCounter(args.model, config, threads=args.threads)
+    headless = args.headless
+    if not headless and not display_available():
+        _warn("no display (DISPLAY is not set, or OpenCV has no GUI support): running headless")
+        headless = True
+    printer = _ChangePrinter() if headless and not args.json else None
+    summary = live.run(source, on_update=printer, display=None if headless else Window(), warn=_warn)
+    if args.json:
+        print(json.dumps(summary.to_dict()))
+    else:
+        lat = {k: "-" if v is None else f"{v * 1000:.0f} ms" for k, v in summary.latency_s.items()}
+        print(f"final count {round(summary.count)} ({summary.count:.2f}) in {summary.frames} frames, "
+              f"{summary.dropped} dropped, {summary.fps:.1f} frames/s, latency p50 {lat['p50']}, "
+              f"p95 {lat['p95']}, p99 {lat['p99']} ({summary.ended})", flush=True)
+    if summary.lost:
+        raise EdgecountError(f"{summary.lost}; final count {round(summary.count)}")
+    if summary.frames == 0 and summary.ended == "end":
+        raise EdgecountError(f"{summary.source}: no frames")
+
+
+class _ChangePrinter:
+    """Prints the rounded running count whenever it changes."""
+
+    def __init__(self):
+        self.shown: int | None = None
+
+    def __call__(self, update) -> None:
+        count = round(update.estimate.count)
+        if count != self.shown and not update.final:
+            self.shown = count
+            print(f"count {count} (frame {update.estimate.frames})", flush=True)
+
+
+def _warn(message: str) -> None:
+    print(f"edgecount: warning: {message}", file=sys.stderr, flush=True)
+
+
 def _load_model(args: argparse.Namespace):
     from edgecount.runtime.model import RepetitionModel
 
@@ -99,9 +147,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="model directory to write")
     p.add_argument("--force", action="store_true", help="overwrite the model files of an existing --out")
     p.add_argument("--threads", type=int, default=None, help="threads for conversion and timing (default: all)")
-    p.add_argument("--finetune-seconds", type=float, default=90.0,
-                   help="time budget of the recovery fine-tune after pruning (default 90)")
+    p.add_argument("--finetune-seconds", type=float, default=60.0,
+                   help="time budget of the recovery fine-tune after pruning (default 60)")
     p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("live", help="count live from a camera, a video file or a stream",
+                       description="Count repetitions live. A window shows the video with the running count "
+                                   "(q or Esc quits); without a display (no DISPLAY) it runs headless. "
+                                   "Ctrl-C ends the run and prints the final count.")
+    p.add_argument("--source", default="0",
+                   help="camera index, video file or stream URL (rtsp://, http://...); default: camera 0")
+    p.add_argument("--device", default="cpu", choices=["cpu"], help="inference device (only cpu)")
+    _add_model_args(p, "threads of each of the two inference stages, which run side by side (default 1)")
+    p.add_argument("--headless", action="store_true",
+                   help="no window: print the count whenever it changes (automatic without a display)")
+    p.add_argument("--json", action="store_true",
+                   help="print a final JSON summary (count, frames, dropped, fps, latency percentiles) only")
+    p.add_argument("--realtime", action="store_true",
+                   help="read a file at its own frame rate (default: as fast as possible)")
+    p.add_argument("--update-every", type=int, default=1, metavar="N",
+                   help="update the running count at least every N frames (default 1)")
+    p.add_argument("--reconnect", type=int, default=3, metavar="N",
+                   help="reconnect attempts when a camera or stream stalls; the count is kept (default 3)")
+    p.set_defaults(func=cmd_live)
     return parser
 
 

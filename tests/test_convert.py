@@ -131,6 +131,7 @@ def test_pruning_removes_channels(model, clips):
     assert period.shape == (1, 64, 32) and periodicity.shape == (1, 64)
 
 
+@pytest.mark.slow
 def test_pruning_faithful_temporal_conv(clips):
     from edgecount.model.faithful import build_faithful
 

@@ -128,24 +128,30 @@ def _rows(x: torch.Tensor) -> torch.Tensor:
 def refit(student: RepNet, teacher: RepNet, frames: torch.Tensor) -> int:
     """Least-squares refit of the pruned-input layers (see the module doc); returns how many."""
     pairs = _refit_pairs(student, teacher)
-    for layer, other in pairs:
-        captured: dict[str, list[torch.Tensor]] = {"x": [], "y": []}
-        hooks = [layer.register_forward_hook(lambda m, i, o: captured["x"].append(_rows(i[0]))),
-                 other.register_forward_hook(lambda m, i, o: captured["y"].append(_rows(o)))]
-        gram = cross = None
+    batches = [frames[i:i + FRAME_BATCH] for i in range(0, len(frames), FRAME_BATCH)]
+    targets: dict[torch.nn.Module, list[torch.Tensor]] = {other: [] for _, other in pairs}
+    hooks = [other.register_forward_hook(lambda m, i, o: targets[m].append(_rows(o))) for _, other in pairs]
+    try:
+        with torch.no_grad():
+            for batch in batches:
+                teacher.encode(batch)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    for layer, other in pairs:  # in network order: each refit sees the refitted layers before it
+        inputs: list[torch.Tensor] = []
+        hook = layer.register_forward_hook(lambda m, i, o: inputs.append(_rows(i[0])))
+        gram = cross = 0
         try:
             with torch.no_grad():
-                for i in range(0, len(frames), FRAME_BATCH):
-                    student.encode(frames[i:i + FRAME_BATCH])
-                    teacher.encode(frames[i:i + FRAME_BATCH])
-                    x, y = captured["x"].pop().double(), captured["y"].pop().double()
+                for batch, y in zip(batches, targets.pop(other)):
+                    student.encode(batch)
+                    x = inputs.pop().double()
                     if layer.bias is not None:
                         x = torch.cat([x, x.new_ones(len(x), 1)], 1)
-                    gram = x.T @ x if gram is None else gram + x.T @ x
-                    cross = x.T @ y if cross is None else cross + x.T @ y
+                    gram, cross = gram + x.T @ x, cross + x.T @ y.double()
         finally:
-            for hook in hooks:
-                hook.remove()
+            hook.remove()
         ridge = RIDGE * gram.diagonal().mean() * torch.eye(len(gram), dtype=gram.dtype)
         solution = torch.linalg.solve(gram + ridge, cross).T.float()  # (out, in [+ bias])
         with torch.no_grad():

@@ -26,7 +26,7 @@ class ConvertOptions:
     calibration: Path | None = None
     force: bool = False
     threads: int | None = None
-    finetune_seconds: float = 90.0
+    finetune_seconds: float = 60.0
 
     def check(self) -> None:
         """Raise an EdgecountError naming the first bad argument."""

@@ -19,8 +19,8 @@ from edgecount.errors import EdgecountError
 from edgecount.runtime.manifest import Manifest
 
 # Frames per calibration clip and clips used, per source model (the faithful one is 40x slower).
-CLIP_FRAMES = {"default": 160, "repnet": 128}
-MAX_CLIPS = {"default": 8, "repnet": 3}
+CLIP_FRAMES = {"default": 240, "repnet": 128}
+MAX_CLIPS = {"default": 6, "repnet": 3}
 SYNTHETIC_PER_CLIP = 8
 
 

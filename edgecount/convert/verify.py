@@ -112,7 +112,7 @@ def compare(reference: Outputs, other: Outputs) -> Agreement:
     )
 
 
-def window_latency(pipeline: Pipeline, frames: np.ndarray, repeats: int = 5, warmup: int = 2) -> float:
+def window_latency(pipeline: Pipeline, frames: np.ndarray, repeats: int = 3, warmup: int = 1) -> float:
     """Median seconds to encode one window of frames (T, S, S, 3) and run the head on it."""
     times = []
     for i in range(warmup + repeats):
