@@ -147,8 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="model directory to write")
     p.add_argument("--force", action="store_true", help="overwrite the model files of an existing --out")
     p.add_argument("--threads", type=int, default=None, help="threads for conversion and timing (default: all)")
-    p.add_argument("--finetune-seconds", type=float, default=90.0,
-                   help="time budget of the recovery fine-tune after pruning (default 90)")
+    p.add_argument("--finetune-seconds", type=float, default=60.0,
+                   help="time budget of the recovery fine-tune after pruning (default 60)")
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("live", help="count live from a camera, a video file or a stream",
