@@ -57,6 +57,7 @@ class LiveSummary:
     model: str
     ended: str  # "end" of the source, "interrupted" (Ctrl-C), "stopped" (stop() or window closed), "lost"
     lost: str | None = None  # why the source was given up
+    cpu_s: dict[str, float] = field(default_factory=dict)  # CPU time of each stage's thread
 
     @property
     def fps(self) -> float:
@@ -69,6 +70,7 @@ class LiveSummary:
             "fps": round(self.fps, 1), "seconds": round(self.seconds, 3),
             "latency_ms": {k: None if v is None else round(v * 1000, 2) for k, v in self.latency_s.items()},
             "stride": self.stride, "source": self.source, "model": self.model, "ended": self.ended,
+            "cpu_ms_per_frame": {k: round(v * 1000 / max(self.frames, 1), 3) for k, v in self.cpu_s.items()},
         }
 
 
@@ -129,9 +131,10 @@ class LiveCounter:
         counter = StreamCounter(model.window, model.periods(), model.num_frames, cfg.counting, keep_frames=False)
         counting = CountingStage(counter, embeddings, cfg.update_every, publish)
         errors: list[BaseException] = []
+        cpu: dict[str, float] = {}
         counted = threading.Event()  # the counting thread is done (Thread.join is not safe to interrupt)
-        threads = [threading.Thread(target=_guarded(stage.run, errors, stop, done), name=f"edgecount-{name}",
-                                    daemon=True)
+        threads = [threading.Thread(target=_guarded(name, stage.run, errors, stop, cpu, done),
+                                    name=f"edgecount-{name}", daemon=True)
                    for name, stage, done in (("capture", capture, None), ("encoder", encoder, None),
                                              ("counting", counting, counted))]
         for t in threads:
@@ -164,20 +167,23 @@ class LiveCounter:
         seconds = time.perf_counter() - capture.first_arrival if capture.first_arrival else 0.0
         return LiveSummary(final.estimate.count, final.estimate.frames, frames.ring.dropped, seconds,
                            {f"p{q}": latency.percentile(q) for q in (50, 95, 99)}, final.estimate.stride,
-                           source.name, model.name, ended, capture.lost)
+                           source.name, model.name, ended, capture.lost, cpu)
 
 
-def _guarded(body: Callable[[], None], errors: list[BaseException], stop: threading.Event,
-             done: threading.Event | None) -> Callable[[], None]:
-    """A thread body that records its exception, stops the other threads, and sets ``done`` at its end."""
+def _guarded(name: str, body: Callable[[], None], errors: list[BaseException], stop: threading.Event,
+             cpu: dict[str, float], done: threading.Event | None) -> Callable[[], None]:
+    """A thread body that records its exception (and stops the other threads), its
+    CPU time in ``cpu[name]``, and sets ``done`` at its end."""
 
     def run() -> None:
+        start = time.thread_time()
         try:
             body()
         except BaseException as exc:  # re-raised on the caller's thread
             errors.append(exc)
             stop.set()
         finally:
+            cpu[name] = time.thread_time() - start
             if done is not None:
                 done.set()
 
