@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,7 +34,7 @@ RIDGE = 1e-3  # relative to the mean diagonal of the input Gram matrix
 
 @dataclass
 class DistillReport:
-    """Losses before and after the fine-tune, and how long it ran."""
+    """Losses on fixed probe samples before and after the fine-tune, and how long it ran."""
 
     refit_layers: int
     encoder_loss: tuple[float, float]
@@ -62,21 +63,33 @@ def _head_loss(student: tuple[torch.Tensor, torch.Tensor], teacher: tuple[torch.
     return kl + F.mse_loss(student[1], teacher[1])
 
 
-def _train(params: list[torch.nn.Parameter], loss_fn, steps: int, deadline: float) -> tuple[float, float, int]:
-    """Adam on ``loss_fn(step)`` until ``steps`` or ``deadline``: (first loss, mean of the last 10, steps)."""
+def _train(params: list[torch.nn.Parameter], loss_fn: Callable[[torch.Tensor], torch.Tensor],
+           sample: Callable[[], torch.Tensor], probe: torch.Tensor, steps: int,
+           deadline: float) -> tuple[tuple[float, float], int]:
+    """Adam on ``loss_fn(sample())`` until ``steps`` or ``deadline``. The new weights are kept
+    only if they lower the loss on the fixed ``probe`` indices: ((probe loss before, after), steps)."""
+    saved = [p.detach().clone() for p in params]
+    with torch.no_grad():
+        before = loss_fn(probe).item()
     optimizer = torch.optim.Adam(params, lr=LEARNING_RATE)
-    losses = []
-    for step in range(steps):
-        if time.perf_counter() > deadline:
-            break
-        loss = loss_fn(step)
+    done = 0
+    while done < steps and time.perf_counter() < deadline:
+        loss = loss_fn(sample())
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        losses.append(loss.item())
-    if not losses:
-        return float("nan"), float("nan"), 0
-    return losses[0], float(np.mean(losses[-10:])), len(losses)
+        done += 1
+    with torch.no_grad():
+        after = loss_fn(probe).item()
+        if after > before:
+            for param, old in zip(params, saved):
+                param.copy_(old)
+            after = before
+    return (before, after), done
+
+
+def _spread(n: int, k: int) -> torch.Tensor:
+    return torch.linspace(0, n - 1, min(n, k)).long()
 
 
 def distill(student: RepNet, teacher: RepNet, clips: list[np.ndarray], seconds: float,
@@ -89,18 +102,19 @@ def distill(student: RepNet, teacher: RepNet, clips: list[np.ndarray], seconds: 
     teacher.eval()
     head_pruned = count_parameters(student.temporal_conv) != count_parameters(teacher.temporal_conv)
     frames = torch.from_numpy(np.concatenate(clips))
-    refitted = refit(student, teacher, frames[torch.linspace(0, len(frames) - 1, REFIT_FRAMES).long()])
+    refitted = refit(student, teacher, frames[_spread(len(frames), REFIT_FRAMES)])
     start = time.perf_counter()
 
-    def encoder_step(_: int) -> torch.Tensor:
-        batch = frames[torch.randint(0, len(frames), (FRAME_BATCH,), generator=gen)]
+    def encoder_loss(idx: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            target = teacher.encode(batch)
-        return _feature_loss(student.encode(batch), target)
+            target = teacher.encode(frames[idx])
+        return _feature_loss(student.encode(frames[idx]), target)
 
-    budget = seconds / 2 if head_pruned else seconds
-    first, last, steps = _train(list(student.encoder.parameters()), encoder_step, max_steps, start + budget)
-    report = DistillReport(refitted, (first, last), None, steps, 0.0)
+    encoder, steps = _train(list(student.encoder.parameters()), encoder_loss,
+                            lambda: torch.randint(0, len(frames), (FRAME_BATCH,), generator=gen),
+                            _spread(len(frames), 2 * FRAME_BATCH), max_steps,
+                            start + (seconds / 2 if head_pruned else seconds))
+    report = DistillReport(refitted, encoder, None, steps, 0.0)
     if head_pruned:
         report.head_loss, head_steps = _distill_head(student, teacher, clips, start + seconds, max_steps, gen)
         report.steps += head_steps
@@ -173,12 +187,11 @@ def _distill_head(student: RepNet, teacher: RepNet, clips: list[np.ndarray], dea
                   max_steps: int, gen: torch.Generator) -> tuple[tuple[float, float], int]:
     inputs, teacher_inputs = _windows(student, clips), _windows(teacher, clips)
 
-    def head_step(_: int) -> torch.Tensor:
-        idx = torch.randint(0, len(inputs), (WINDOW_BATCH,), generator=gen)
+    def head_loss(idx: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             target = teacher.window_head(teacher_inputs[idx])
         return _head_loss(student.window_head(inputs[idx]), target)
 
     params = [p for name, p in student.named_parameters() if not name.startswith("encoder.")]
-    first, last, steps = _train(params, head_step, max_steps, deadline)
-    return (first, last), steps
+    return _train(params, head_loss, lambda: torch.randint(0, len(inputs), (WINDOW_BATCH,), generator=gen),
+                  _spread(len(inputs), 2 * WINDOW_BATCH), max_steps, deadline)
