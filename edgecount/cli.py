@@ -60,7 +60,7 @@ def cmd_convert(args: argparse.Namespace) -> None:
 
 def cmd_live(args: argparse.Namespace) -> None:
     from edgecount.live import LiveConfig, LiveCounter, Reconnect, open_source
-    from edgecount.live.display import Window, display_available
+    from edgecount.live.display import open_window
 
     if args.update_every < 1:
         raise EdgecountError(f"--update-every must be at least 1, got {args.update_every}")
@@ -70,12 +70,11 @@ def cmd_live(args: argparse.Namespace) -> None:
                         reconnect=Reconnect(attempts=args.reconnect))
     source = open_source(args.source, config.stall_timeout_s)  # a bad source fails before the model loads
     live = LiveCounter(args.model, config, threads=args.threads)
-    headless = args.headless
-    if not headless and not display_available():
+    window = None if args.headless else open_window()
+    if window is None and not args.headless:
         _warn("no display (DISPLAY is not set, or OpenCV has no GUI support): running headless")
-        headless = True
-    printer = _ChangePrinter() if headless and not args.json else None
-    summary = live.run(source, on_update=printer, display=None if headless else Window(), warn=_warn)
+    printer = _ChangePrinter() if window is None and not args.json else None
+    summary = live.run(source, on_update=printer, display=window, warn=_warn)
     if args.json:
         print(json.dumps(summary.to_dict()))
     else:

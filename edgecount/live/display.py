@@ -17,16 +17,15 @@ QUIT_KEYS = {ord("q"), 27}  # q, Esc
 DEFAULT_FPS = 30.0  # to show periods in seconds when the source does not say its rate
 
 
-def display_available() -> bool:
-    """Whether a window can be shown: a display to draw on and an OpenCV with GUI support."""
+def open_window() -> Window | None:
+    """The live window, or None where none can be shown: no display to draw on
+    (DISPLAY unset) or an OpenCV without GUI support (opencv-python-headless)."""
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        return False
+        return None
     try:
-        cv2.namedWindow("edgecount-probe", cv2.WINDOW_AUTOSIZE)
-        cv2.destroyWindow("edgecount-probe")
-    except cv2.error:  # opencv-python-headless: no GUI
-        return False
-    return True
+        return Window()
+    except cv2.error:
+        return None
 
 
 class Window:

@@ -55,7 +55,6 @@ class EncoderStage:
     def __init__(self, model: RepetitionModel, frames: Stamped, embeddings: Stamped,
                  stop: threading.Event, batch: int):
         self.model, self.frames, self.embeddings, self.stop, self.batch = model, frames, embeddings, stop, batch
-        self.encoded = 0  # encoder passes, counted per frame
 
     def run(self) -> None:
         """Thread body: until the frame ring is closed and drained, or ``stop``."""
@@ -74,7 +73,6 @@ class EncoderStage:
                     continue
                 times = self.frames.times(index, end)
                 features = self.model.encode(frames)
-                self.encoded += len(features)
                 intact = self._first_intact(index, end)
                 self.frames.room.consume(end)
                 self._push(features[intact - index:], times[intact - index:])
@@ -85,8 +83,10 @@ class EncoderStage:
     def _first_intact(self, first: int, last: int) -> int:
         """The first of frames first..last not overwritten while they were encoded."""
         ring = self.frames.ring
-        start = max(first, ring.written - ring.capacity)
-        return start if start <= last and ring.is_valid(start) else last + 1
+        start = first
+        while start <= last and not ring.is_valid(start):
+            start = max(start + 1, ring.written - ring.capacity)
+        return start
 
     def _push(self, features: np.ndarray, times: np.ndarray) -> None:
         out = self.embeddings

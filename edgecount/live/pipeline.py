@@ -99,7 +99,6 @@ class LiveCounter:
         self.config = config or LiveConfig()
         self.feature_shape = _check_model(self.model)
         self.latest: LiveUpdate | None = None
-        self.encoder_calls = 0  # frames encoded in the last run
         self._stop = threading.Event()
 
     def stop(self) -> None:
@@ -118,10 +117,12 @@ class LiveCounter:
         embeddings = Stamped.create(cfg.embedding_capacity, self.feature_shape, "float32")
         latency = LatencyHistogram()
         self.latest = None
+        published_at = [0.0]
 
         def publish(update: LiveUpdate) -> None:
             latency.add(update.latencies)
             self.latest = update
+            published_at[0] = time.perf_counter()
             if on_update:
                 on_update(update)
 
@@ -160,11 +161,10 @@ class LiveCounter:
                 display.close()
         if errors:
             raise errors[0]
-        self.encoder_calls = encoder.encoded
         final = self.latest
         if capture.lost:
             ended = "lost"
-        seconds = time.perf_counter() - capture.first_arrival if capture.first_arrival else 0.0
+        seconds = published_at[0] - capture.first_arrival if capture.first_arrival else 0.0
         return LiveSummary(final.estimate.count, final.estimate.frames, frames.ring.dropped, seconds,
                            {f"p{q}": latency.percentile(q) for q in (50, 95, 99)}, final.estimate.stride,
                            source.name, model.name, ended, capture.lost, cpu)

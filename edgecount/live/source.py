@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Protocol, runtime_checkable
+from urllib.parse import urlsplit, urlunsplit
 
 import cv2
 import numpy as np
@@ -47,7 +48,7 @@ class CameraSource:
     def __init__(self, target: int | str, stall_timeout_s: float = 5.0):
         self.target = target
         self.stall_timeout_s = stall_timeout_s
-        self.name = f"camera {target}" if isinstance(target, int) else str(target)
+        self.name = f"camera {target}" if isinstance(target, int) else _without_password(target)
         self.paced = True
         self.cap = self._open()
         if self.cap is None:
@@ -119,6 +120,15 @@ class IterableSource:
 
     def close(self) -> None:
         pass
+
+
+def _without_password(url: str) -> str:
+    """``url`` fit to print: a password in it is masked."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def open_source(spec: str | int | Path | FrameSource, stall_timeout_s: float = 5.0) -> FrameSource:
