@@ -1,0 +1,1 @@
+"""The latency benchmark suite (pytest-benchmark); see benchmarks/README.md."""

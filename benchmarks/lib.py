@@ -1,0 +1,427 @@
+"""What the benchmarks and ``tools/bench_table.py`` share: the variants (each model in
+every backend and precision ``edgecount convert`` makes), a PyTorch stand-in with the
+runtime's interface, deterministic inputs, the warm-up, and machine facts.
+
+Variants are built with the converter's own functions (``edgecount.convert``:
+``write_onnx``, ``write_openvino``, ``quantize_onnx``, ``quantize_openvino``,
+``prune``), calibrated like ``edgecount convert`` does on the shipped sample clip.
+Pruned variants are pruned but not fine-tuned (``--finetune-seconds 0``): the
+fine-tune changes weights, not shapes, so their speed is that of the shipped
+pruned model; their accuracy is not (see README).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE_S = 0.98  # the seed's PyTorch RepNet, one 64-frame window on an i5 laptop
+MODELS = ("repnet", "default")  # the faithful RepNet (random weights: timing only) and the default model
+BASELINE = "torch-fp32"
+PRUNE_RATIO = 0.5
+
+# variant -> (how it is made, OpenVINO INFERENCE_PRECISION_HINT set explicitly, or None)
+VARIANTS: dict[str, tuple[str, str | None]] = {
+    "torch-fp32": ("torch", None),
+    "onnx-fp32": ("onnx", None),
+    "onnx-int8": ("onnx-int8", None),
+    "openvino-fp32": ("openvino", "f32"),
+    "openvino-bf16": ("openvino-bf16", "bf16"),
+    "openvino-int8": ("openvino-int8", "f32"),
+    "openvino-int8-bf16": ("openvino-int8", "bf16"),  # same IR, the float layers in bf16
+    "pruned-onnx-fp32": ("pruned-onnx", None),
+    "pruned-openvino-int8": ("pruned-openvino-int8", "f32"),
+}
+# What each variant is, in the words of `edgecount convert`.
+CONVERT_ARGS = {
+    "torch-fp32": "(PyTorch, eval mode)",
+    "onnx-fp32": "--format onnx --precision fp32",
+    "onnx-int8": "--format onnx --precision int8",
+    "openvino-fp32": "--format openvino --precision fp32",
+    "openvino-bf16": "--format openvino --precision bf16",
+    "openvino-int8": "--format openvino --precision int8",
+    "openvino-int8-bf16": "--format openvino --precision int8-bf16",
+    "pruned-onnx-fp32": f"--prune {PRUNE_RATIO} --format onnx --precision fp32",
+    "pruned-openvino-int8": f"--prune {PRUNE_RATIO} --format openvino --precision int8",
+}
+# The cheap benchmarks that run in CI with --benchmark-disable -m smoke: (model, variant).
+SMOKE_WINDOW = {("default", "torch-fp32"), ("default", "onnx-fp32")}
+SMOKE_LIVE = {("default", "onnx-fp32")}
+CALIBRATION_FRAMES = {"default": 240, "repnet": 128}  # as edgecount convert, from the sample clip
+SYNTHETIC_PER_CLIP = 8
+SEED = 0
+
+
+def needs_bf16(variant: str) -> bool:
+    return VARIANTS[variant][1] == "bf16"
+
+
+def cpu_has_bf16() -> bool:
+    from edgecount.convert.formats import cpu_has_bf16 as has
+
+    return has()
+
+
+# --- inputs -------------------------------------------------------------------------
+
+
+def sample_frames(n: int, size: int = 112) -> np.ndarray:
+    """The first ``n`` frames of the shipped sample clip as model input (RGB uint8),
+    the clip repeated if it is shorter."""
+    from edgecount.convert.calibration import load_clips, sample_clip
+
+    frames = load_clips([sample_clip()], size, n, 1)[0]
+    return np.concatenate([frames] * -(-n // len(frames)))[:n]
+
+
+def moving_square(n: int, period: float, size: tuple[int, int] = (120, 160), seed: int = SEED) -> np.ndarray:
+    """BGR frames of a square bouncing left-right with ``period`` frames on a fixed texture."""
+    import cv2
+
+    h, w = size
+    rng = np.random.default_rng(seed)
+    background = cv2.GaussianBlur(rng.integers(0, 255, (h, w, 3), dtype=np.uint8), (9, 9), 0)
+    frames = np.repeat(background[None], n, axis=0)
+    side = h // 4
+    for i in range(n):
+        x = int((w - side) * (0.5 - 0.5 * np.cos(2 * np.pi * i / period)))
+        frames[i, h // 2 - side // 2:h // 2 + side // 2, x:x + side] = (40, 220, 250)
+    return frames
+
+
+def write_long_video(path: Path, seconds: float, fps: float = 30.0, size: tuple[int, int] = (120, 160)) -> Path:
+    """A video of ``seconds`` of a square bouncing with a slowly varying period (mp4v)."""
+    import cv2
+
+    h, w = size
+    n = int(seconds * fps)
+    cycle = moving_square(600, 20, size)  # 20 s at 30 fps (30 whole periods), looped
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    try:
+        for i in range(n):
+            writer.write(cycle[i % len(cycle)])
+    finally:
+        writer.release()
+    return path
+
+
+# --- models -------------------------------------------------------------------------
+
+
+def torch_source(kind: str):
+    """The eval-mode PyTorch model of ``kind`` and a description of its weights
+    (the faithful RepNet has random weights, seeded: timing only)."""
+    import torch
+
+    from edgecount.convert.source import load_source
+
+    torch.manual_seed(SEED)
+    return load_source(kind, None)
+
+
+def weights_fingerprint(kind: str) -> str:
+    """What the variants of ``kind`` are made from, to reuse kept variants safely."""
+    import edgecount
+
+    parts = [kind, edgecount.__version__, f"prune={PRUNE_RATIO}", f"seed={SEED}"]
+    if kind == "default":
+        from edgecount.convert.source import shipped_default_weights
+
+        w = shipped_default_weights()
+        parts.append(hashlib.sha256(w.read_bytes()).hexdigest() if w.is_file() else "untrained")
+    for name in ("convert/quantize.py", "convert/prune.py", "convert/formats.py", "export.py",
+                 "model/repnet.py", "model/default.py", "model/faithful.py"):
+        parts.append(hashlib.sha256((ROOT / "edgecount" / name).read_bytes()).hexdigest()[:16])
+    return "|".join(parts)
+
+
+class TorchModel:
+    """A PyTorch RepNet behind the interface of ``edgecount.runtime.RepetitionModel``
+    (``encode``, ``window``, ``manifest``...), so that the same benchmark code and the
+    live path run it."""
+
+    def __init__(self, model, name: str, frame_size: int = 112):
+        import torch
+
+        from edgecount.runtime.manifest import Manifest
+
+        self.torch = torch
+        self.model = model.eval()
+        self.folder = Path(f"torch:{name}")
+        cfg = model.cfg
+        with torch.no_grad():
+            shape = list(model.encode(torch.zeros(1, frame_size, frame_size, 3, dtype=torch.uint8)).shape[1:])
+        self.manifest = Manifest(name=name, format="onnx", precision="fp32", frame_size=frame_size,
+                                 num_frames=cfg.num_frames, period_classes=cfg.period_classes,
+                                 period_offset=cfg.period_offset, feature_shape=shape)
+
+    name = property(lambda self: self.manifest.name)
+    num_frames = property(lambda self: self.manifest.num_frames)
+    frame_size = property(lambda self: self.manifest.frame_size)
+
+    def periods(self) -> np.ndarray:
+        return np.arange(self.manifest.period_classes) + self.manifest.period_offset
+
+    def _tensor(self, x: np.ndarray):
+        if not x.flags.writeable or not x.flags.c_contiguous:  # ring buffer views are read-only
+            x = np.array(x)
+        return self.torch.from_numpy(x)
+
+    def encode(self, frames: np.ndarray) -> np.ndarray:
+        with self.torch.no_grad():
+            return self.model.encode(self._tensor(frames)).numpy()
+
+    def window(self, features: np.ndarray):
+        from edgecount.runtime.model import WindowOutputs
+
+        with self.torch.no_grad():
+            logits, periodicity = self.model.window_head(self._tensor(features.astype(np.float32, copy=False)))
+        logits = logits.numpy()
+        probs = np.exp(logits - logits.max(-1, keepdims=True))
+        probs /= probs.sum(-1, keepdims=True)
+        return WindowOutputs(probs, 1.0 / (1.0 + np.exp(-periodicity.numpy())))
+
+
+@dataclass
+class Built:
+    """A variant ready to run: a model directory (None for PyTorch) and its OpenVINO hint."""
+
+    model: str
+    variant: str
+    folder: Path | None
+    hint: str | None
+    weights: str
+    size_bytes: int
+    parameters: int
+
+    def open(self, threads: int):
+        """A fresh runnable model (RepetitionModel or TorchModel) on ``threads`` threads."""
+        if self.folder is None:
+            raise ValueError("torch variants are opened by VariantFactory.open")
+        from edgecount.runtime.model import RepetitionModel
+
+        return RepetitionModel(self.folder, threads=threads, precision=self.hint)
+
+
+def _model_bytes(folder: Path) -> int:
+    from edgecount.convert.formats import model_files
+    from edgecount.runtime.manifest import Manifest
+
+    return sum(f.stat().st_size for f in model_files(folder, Manifest.load(folder).format)[:-1] if f.is_file())
+
+
+class VariantFactory:
+    """Builds each (model, variant) once, on demand, into ``workdir``; reuses a
+    variant already there when it was made from the same sources (fingerprint)."""
+
+    def __init__(self, workdir: Path, threads: int, log: Callable[[str], None] = lambda s: None):
+        self.workdir = Path(workdir)
+        self.threads = threads
+        self.log = log
+        self._torch: dict[str, tuple] = {}
+        self._pruned: dict[str, object] = {}
+        self._clips: dict[str, np.ndarray] = {}
+        self._built: dict[tuple[str, str], Built] = {}
+        self._runners: dict[tuple[str, str, int], object] = {}
+        self.build_seconds: dict[str, float] = {}
+
+    # sources
+    def torch_model(self, kind: str):
+        if kind not in self._torch:
+            self._torch[kind] = torch_source(kind)
+        return self._torch[kind][0]
+
+    def weights(self, kind: str) -> str:
+        self.torch_model(kind)
+        return self._torch[kind][1]
+
+    def calibration_frames(self, kind: str) -> np.ndarray:
+        if kind not in self._clips:
+            self._clips[kind] = sample_frames(CALIBRATION_FRAMES[kind])
+        return self._clips[kind]
+
+    def pruned_model(self, kind: str):
+        if kind not in self._pruned:
+            import torch
+
+            from edgecount.convert.prune import prune
+
+            frames = self.calibration_frames(kind)
+            pick = np.linspace(0, len(frames) - 1, 128).astype(int)
+            torch.manual_seed(SEED)
+            self._pruned[kind] = prune(self.torch_model(kind), PRUNE_RATIO, torch.from_numpy(frames[pick])).eval()
+        return self._pruned[kind]
+
+    # directories
+    def _dir(self, kind: str, step: str) -> Path:
+        return self.workdir / f"{kind}-{step}"
+
+    def _fresh(self, folder: Path, kind: str) -> bool:
+        stamp = folder / "bench-source.txt"
+        return stamp.is_file() and stamp.read_text() == weights_fingerprint(kind) and \
+            (folder / "manifest.json").is_file()
+
+    def _make(self, kind: str, step: str, build: Callable[[Path], None]) -> Path:
+        folder = self._dir(kind, step)
+        if self._fresh(folder, kind):
+            return folder
+        if folder.exists():
+            shutil.rmtree(folder)
+        start = time.perf_counter()
+        self.log(f"building {kind} {step}")
+        build(folder)
+        (folder / "bench-source.txt").write_text(weights_fingerprint(kind))
+        self.build_seconds[f"{kind}-{step}"] = round(time.perf_counter() - start, 1)
+        return folder
+
+    def _calibration(self, kind: str, fp32_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+        """Frames and head windows for INT8, as ``edgecount convert`` builds them."""
+        from edgecount.convert.calibration import repeated_windows, stride_windows
+        from edgecount.convert.verify import RuntimePipeline
+
+        frames = self.calibration_frames(kind)
+        pipeline = RuntimePipeline(fp32_dir, self.threads)
+        features = pipeline.encode(frames)
+        t = pipeline.model.num_frames
+        windows = np.concatenate([stride_windows(features, t), repeated_windows(features, t, SYNTHETIC_PER_CLIP, 0)])
+        return frames, windows
+
+    def step(self, kind: str, step: str) -> Path:
+        from edgecount.convert.formats import write_onnx, write_openvino
+        from edgecount.convert.quantize import quantize_onnx, quantize_openvino
+
+        name = f"{kind}-{step}"
+        if step == "onnx":
+            return self._make(kind, step, lambda d: write_onnx(self.torch_model(kind), d, name))
+        if step == "pruned-onnx":
+            return self._make(kind, step, lambda d: write_onnx(self.pruned_model(kind), d, name))
+        if step in ("openvino", "pruned-openvino"):
+            src = self.step(kind, step.replace("openvino", "onnx"))
+            return self._make(kind, step, lambda d: write_openvino(src, d, "fp32"))
+        if step == "openvino-bf16":
+            src = self.step(kind, "onnx")
+            return self._make(kind, step, lambda d: write_openvino(src, d, "bf16"))
+        if step == "onnx-int8":
+            src = self.step(kind, "onnx")
+            return self._make(kind, step, lambda d: quantize_onnx(src, d, *self._calibration(kind, src)))
+        if step in ("openvino-int8", "pruned-openvino-int8"):
+            src = self.step(kind, step.replace("-int8", ""))
+            return self._make(kind, step, lambda d: quantize_openvino(src, d, *self._calibration(kind, src)))
+        raise ValueError(f"unknown build step {step}")
+
+    def get(self, kind: str, variant: str) -> Built:
+        key = (kind, variant)
+        if key not in self._built:
+            step, hint = VARIANTS[variant]
+            if step == "torch":
+                from edgecount.convert.prune import count_parameters
+
+                model = self.torch_model(kind)
+                size = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+                built = Built(kind, variant, None, None, self.weights(kind), size, count_parameters(model))
+            else:
+                folder = self.step(kind, step)
+                from edgecount.convert.prune import count_parameters
+
+                source = self.pruned_model(kind) if step.startswith("pruned") else self.torch_model(kind)
+                built = Built(kind, variant, folder, hint, self.weights(kind), _model_bytes(folder),
+                              count_parameters(source))
+            self._built[key] = built
+        return self._built[key]
+
+    def open(self, kind: str, variant: str, threads: int):
+        """A runnable model of the variant on ``threads`` threads, opened once per
+        session (so that what warmed it up carries over). For torch the process-wide
+        thread count is set on every call."""
+        built = self.get(kind, variant)
+        if built.folder is None:
+            import torch
+
+            torch.set_num_threads(threads)
+        key = (kind, variant, threads)
+        if key not in self._runners:
+            self._runners[key] = TorchModel(self.torch_model(kind), f"{kind}-{variant}") \
+                if built.folder is None else built.open(threads)
+        return self._runners[key]
+
+
+# --- timing -------------------------------------------------------------------------
+
+
+def warm_up(fn: Callable[[], object], seconds: float, min_calls: int = 3) -> dict:
+    """Call ``fn`` for at least ``seconds`` and ``min_calls`` times (torch's first
+    seconds in a process can be 50x slower); what it took, for ``extra_info``."""
+    start = time.perf_counter()
+    calls, last = 0, 0.0
+    while calls < min_calls or time.perf_counter() - start < seconds:
+        t = time.perf_counter()
+        fn()
+        last = time.perf_counter() - t
+        calls += 1
+    return {"warmup_calls": calls, "warmup_s": round(time.perf_counter() - start, 3),
+            "warmup_last_s": round(last, 6)}
+
+
+# --- machine ------------------------------------------------------------------------
+
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8",
+             "avx_vnni")
+
+
+def machine_info() -> dict:
+    """CPU model, cores, instruction sets that matter for the runtimes, load, versions."""
+    info: dict = {"cpu_model": platform.processor() or platform.machine(), "logical_cpus": os.cpu_count(),
+                  "machine": platform.machine()}
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        model = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
+        if model:
+            info["cpu_model"] = model.group(1).strip()
+        flags = set(re.search(r"^flags\s*:\s*(.+)$", text, re.M).group(1).split())
+        info["isa"] = [f for f in ISA_FLAGS if f in flags]
+        cores = {(m.group(1), m.group(2)) for m in re.finditer(
+            r"physical id\s*:\s*(\d+)[\s\S]*?core id\s*:\s*(\d+)", text)}
+        if cores:
+            info["physical_cores"] = len(cores)
+        mhz = re.search(r"^cpu MHz\s*:\s*([\d.]+)$", text, re.M)
+        if mhz:
+            info["cpu_mhz"] = float(mhz.group(1))
+    except (OSError, AttributeError):
+        pass
+    try:
+        info["affinity_cpus"] = len(os.sched_getaffinity(0))
+    except AttributeError:
+        pass
+    try:
+        info["loadavg"] = Path("/proc/loadavg").read_text().split()[:3]
+    except OSError:
+        pass
+    versions = {}
+    for mod in ("torch", "onnxruntime", "openvino", "nncf", "numpy"):
+        try:
+            versions[mod] = __import__(mod).__version__
+        except Exception:  # noqa: BLE001 - an absent or broken package is just not listed
+            pass
+    info["versions"] = versions
+    return info
+
+
+def loadavg() -> list[float]:
+    try:
+        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+    except OSError:
+        return []
+
+
+def dumps(obj) -> str:
+    return json.dumps(obj, indent=1, sort_keys=True)
