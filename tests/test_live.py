@@ -289,6 +289,54 @@ def test_a_stalled_stream_warns_reconnects_and_keeps_the_count():
     assert summary.count > whole.count  # counting went on after the reconnect
 
 
+@pytest.fixture
+def mjpeg_stream():
+    """An MJPEG-over-HTTP live stream: 40 frames at 60 fps per connection, then the
+    first connection stalls (stays open, sends nothing), the second one closes, and
+    later connections are refused (404). Yields the URL."""
+    import cv2
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    jpegs = [cv2.imencode(".jpg", f)[1].tobytes() for f in moving_square(40, 10)]
+    connections = []
+    release = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            connections.append(self.path)
+            if len(connections) > 2:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+            self.end_headers()
+            for jpeg in jpegs:
+                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n"
+                                 % (len(jpeg), jpeg))
+                time.sleep(1 / 60)
+            if len(connections) == 1:
+                release.wait(30)  # the stall
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/live"
+    release.set()
+    server.shutdown()
+
+
+def test_a_stream_that_stalls_is_detected_and_reconnected(mjpeg_stream):
+    """Through OpenCV's own stream reading: the stalled read times out, the stream is reopened."""
+    warnings = []
+    config = LiveConfig(stall_timeout_s=1.0, reconnect=Reconnect(attempts=1, delay_s=0.05))
+    summary = LiveCounter(StubModel(), config).run(mjpeg_stream, warn=warnings.append)
+    assert summary.frames == 80 and summary.dropped == 0  # 40 before the stall, 40 after
+    assert sum("reconnected" in w for w in warnings) == 1
+    assert summary.ended == "lost"
+
+
 def test_a_lost_stream_prints_the_final_count_then_one_error_line(capsys, monkeypatch, model_dir):
     monkeypatch.setattr("edgecount.live.open_source", lambda spec, timeout: StallingSource([80], fps=30))
     code, out, err = run_cli(capsys, "live", "--source", "rtsp://example/stream", "--model", str(model_dir),

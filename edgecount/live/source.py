@@ -42,14 +42,15 @@ def _quiet_opencv() -> None:
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
-class CameraSource:
-    """A camera by index, or a stream URL (rtsp://, http://, ...); reconnects after a failure."""
+class StreamSource:
+    """A camera by index or a URL (rtsp://, http://, ...). Cameras and live streams
+    are paced and reconnected after a failure; a URL with a known length is a
+    remote file, read once at the consumer's pace like a local one."""
 
     def __init__(self, target: int | str, stall_timeout_s: float = 5.0):
         self.target = target
         self.stall_timeout_s = stall_timeout_s
         self.name = f"camera {target}" if isinstance(target, int) else _without_password(target)
-        self.paced = True
         self.cap = self._open()
         if self.cap is None:
             what = "is not available (no such camera, or it is busy)" if isinstance(target, int) \
@@ -57,6 +58,7 @@ class CameraSource:
             raise EdgecountError(f"{self.name} {what}")
         fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps = fps if 1 <= fps <= 1000 else None
+        self.paced = isinstance(target, int) or not self.cap.get(cv2.CAP_PROP_FRAME_COUNT) > 0
 
     def _open(self) -> cv2.VideoCapture | None:
         if isinstance(self.target, int):
@@ -75,6 +77,8 @@ class CameraSource:
         return frame if ok else None
 
     def reopen(self) -> bool:
+        if not self.paced:
+            return False
         self.close()
         self.cap = self._open()
         return self.cap is not None
@@ -138,7 +142,7 @@ def open_source(spec: str | int | Path | FrameSource, stall_timeout_s: float = 5
     _quiet_opencv()
     text = str(spec)
     if isinstance(spec, int) or text.isdigit():
-        return CameraSource(int(text))
+        return StreamSource(int(text))
     if "://" in text:
-        return CameraSource(text, stall_timeout_s)
+        return StreamSource(text, stall_timeout_s)
     return FileSource(Path(text))
