@@ -40,7 +40,9 @@ class Result:
                  "window: one window of frames encoded + the head, median after warm-up; |d ...|: largest "
                  "difference of the logits from the PyTorch original on the calibration clips"]
         if kept:
-            lines.append(f"kept in floating point: {kept} nodes (TSM distance and softmax, attention)")
+            stem = ", the encoder's first conv" if m.format == "openvino" else ""
+            lines.append(f"kept in floating point: {kept} nodes (the TSM's distance and softmax, the attention"
+                         f"{stem}; listed in manifest.json)")
         if m.extra.get("bf16_available") and "bf16" not in m.extra.get("inference_precision", ""):
             lines.append("this CPU runs bf16: --format openvino --precision bf16 (or int8-bf16) is faster, "
                          "see the '@bf16' row")
