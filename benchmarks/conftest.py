@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,7 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "smoke: cheap benchmarks run in CI with --benchmark-disable")
+    config._edgecount_bench_start = time.time()
 
 
 @dataclass
@@ -117,7 +119,9 @@ def factory(pytestconfig, bench):
         workdir.mkdir(parents=True, exist_ok=True)
         reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
         log = (lambda s: reporter.write_line(f"[bench] {s}")) if reporter else (lambda s: None)
-        yield VariantFactory(workdir, bench.threads, log)
+        factory = VariantFactory(workdir, bench.threads, log)
+        pytestconfig._edgecount_factory = factory
+        yield factory
 
 
 @pytest.fixture
@@ -192,10 +196,16 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
         if info.get("kind") == "window":
             info.update(window_ratios(b["stats"]["median"], base.get((info["model"], BASELINE)),
                                       base.get(("repnet", BASELINE))))
+    start = getattr(config, "_edgecount_bench_start", None)
     output_json["edgecount"] = {"reference_s": REFERENCE_S, "baseline_variant": BASELINE,
-                                "loadavg_at_save": loadavg()}
+                                "loadavg_at_save": loadavg(), "command": " ".join(["pytest", *sys.argv[1:]]),
+                                "session_seconds": round(time.time() - start, 1) if start else None}
+    factory = getattr(config, "_edgecount_factory", None)
+    if factory is not None:
+        output_json["edgecount"]["build_seconds"] = factory.build_seconds
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter, config):
     """One line per window benchmark: median and speed-ups (only when timed)."""
     session = getattr(config, "_benchmarksession", None)
