@@ -57,7 +57,7 @@ def load_clips(videos: list[Path], size: int, max_frames: int, max_clips: int = 
                     break
         finally:
             cap.release()
-        if frames:
+        if len(frames) >= 2:
             clips.append(np.stack(frames))
     if not clips:
         raise EdgecountError("no frame could be decoded from the calibration videos")

@@ -34,8 +34,9 @@ class Result:
     def report(self, out: Path) -> str:
         m = self.manifest
         kept = len(m.extra.get("kept_higher_precision", []))
+        pruned = f", pruned {m.extra['prune_ratio']}" if m.extra.get("prune_ratio") else ""
         lines = [f"edgecount convert: {m.extra['source']} (weights: {m.extra['weights']}) -> "
-                 f"{m.format} {m.precision}" + (f", pruned {m.extra['prune_ratio']}" if m.extra.get("prune_ratio") else ""),
+                 f"{m.format} {m.precision}{pruned}",
                  table(self.rows),
                  "window: one window of frames encoded + the head, median after warm-up; |d ...|: largest "
                  "difference of the logits from the PyTorch original on the calibration clips"]
