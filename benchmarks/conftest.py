@@ -33,11 +33,13 @@ def pytest_addoption(parser):
     group.addoption("--bench-keep", default=None, metavar="DIR",
                     help="build the variants into DIR and keep them (a variant already there, made from the "
                          "same sources, is reused); default: a temporary directory per session")
+    group.addoption("--bench-default-weights", default=None, metavar="FILE",
+                    help="trained tensors of the default model (default: the shipped ones, else an untrained head)")
     group.addoption("--bench-threads", type=int, default=None,
                     help="threads for the window benchmarks (default: all cores)")
     group.addoption("--bench-rounds", type=int, default=15, help="timed rounds per window benchmark")
-    group.addoption("--bench-warmup", type=float, default=4.0,
-                    help="seconds of untimed runs before timing (torch: twice this)")
+    group.addoption("--bench-warmup", type=float, default=2.0,
+                    help="seconds of untimed runs before timing a window (torch: 4x this)")
     group.addoption("--bench-live-frames", type=int, default=300,
                     help="frames of each sustained live run (frames/s)")
     group.addoption("--bench-live-all", action="store_true",
@@ -63,7 +65,7 @@ class BenchConfig:
     bf16: bool
 
     def warmup(self, variant: str) -> float:
-        return self.warmup_s * (2 if variant.endswith(BASELINE) else 1)
+        return self.warmup_s * (4 if variant.endswith(BASELINE) else 1)
 
 
 def _selected(config) -> tuple[list[str], list[str]]:
@@ -77,14 +79,14 @@ def _selected(config) -> tuple[list[str], list[str]]:
     return models, variants
 
 
-def model_variant_params(config, smoke: set, variants: list[str] | None = None) -> list:
+def model_variant_params(config, smoke: set, wanted=None) -> list:
     """(model, variant) pairs in run order: the PyTorch fp32 baseline first for each
     model, the faithful RepNet first (its baseline is the one users compare with)."""
     models, selected = _selected(config)
     params = []
     for model in models:
         for variant in selected:
-            if variants is not None and variant not in variants:
+            if wanted is not None and not wanted(model, variant):
                 continue
             marks = [pytest.mark.smoke] if (model, variant) in smoke else []
             params.append(pytest.param(model, variant, id=f"{model}-{variant}", marks=marks))
@@ -94,9 +96,10 @@ def model_variant_params(config, smoke: set, variants: list[str] | None = None) 
 def pytest_generate_tests(metafunc):
     if {"model", "variant"} <= set(metafunc.fixturenames):
         smoke = getattr(metafunc.module, "SMOKE", set())
-        only = getattr(metafunc.module, "VARIANTS_BENCHMARKED", None)
-        params = model_variant_params(metafunc.config, smoke, only)
-        metafunc.parametrize(("model", "variant"), params)
+        keep = getattr(metafunc.module, "params_filter", None)
+        wanted = None if keep is None else (
+            lambda m, v: keep(metafunc.config, metafunc.function.__name__, m, v))
+        metafunc.parametrize(("model", "variant"), model_variant_params(metafunc.config, smoke, wanted))
 
 
 @pytest.fixture(scope="session")
@@ -119,7 +122,8 @@ def factory(pytestconfig, bench):
         workdir.mkdir(parents=True, exist_ok=True)
         reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
         log = (lambda s: reporter.write_line(f"[bench] {s}")) if reporter else (lambda s: None)
-        factory = VariantFactory(workdir, bench.threads, log)
+        weights = pytestconfig.getoption("--bench-default-weights")
+        factory = VariantFactory(workdir, bench.threads, log, {"default": Path(weights) if weights else None})
         pytestconfig._edgecount_factory = factory
         yield factory
 

@@ -11,6 +11,7 @@ pruned model; their accuracy is not (see README).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -120,26 +121,29 @@ def write_long_video(path: Path, seconds: float, fps: float = 30.0, size: tuple[
 # --- models -------------------------------------------------------------------------
 
 
-def torch_source(kind: str):
-    """The eval-mode PyTorch model of ``kind`` and a description of its weights
-    (the faithful RepNet has random weights, seeded: timing only)."""
+def torch_source(kind: str, weights: Path | None = None):
+    """The eval-mode PyTorch model of ``kind`` and a description of its weights:
+    ``weights``, else the shipped ones (default model; an untrained head if absent),
+    else random seeded weights (the faithful RepNet: timing only)."""
     import torch
 
     from edgecount.convert.source import load_source
 
     torch.manual_seed(SEED)
-    return load_source(kind, None)
+    return load_source(kind, weights)
 
 
-def weights_fingerprint(kind: str) -> str:
+def weights_fingerprint(kind: str, weights: Path | None = None) -> str:
     """What the variants of ``kind`` are made from, to reuse kept variants safely."""
     import edgecount
 
-    parts = [kind, edgecount.__version__, f"prune={PRUNE_RATIO}", f"seed={SEED}"]
-    if kind == "default":
+    parts = [kind, edgecount.__version__, f"prune={PRUNE_RATIO}", f"seed={SEED}", str(CALIBRATION_FRAMES[kind])]
+    if weights is None and kind == "default":
         from edgecount.convert.source import shipped_default_weights
 
-        w = shipped_default_weights()
+        weights = shipped_default_weights()
+    if weights is not None:
+        w = Path(weights)
         parts.append(hashlib.sha256(w.read_bytes()).hexdigest() if w.is_file() else "untrained")
     for name in ("convert/quantize.py", "convert/prune.py", "convert/formats.py", "export.py",
                  "model/repnet.py", "model/default.py", "model/faithful.py"):
@@ -147,51 +151,53 @@ def weights_fingerprint(kind: str) -> str:
     return "|".join(parts)
 
 
-class TorchModel:
-    """A PyTorch RepNet behind the interface of ``edgecount.runtime.RepetitionModel``
-    (``encode``, ``window``, ``manifest``...), so that the same benchmark code and the
-    live path run it."""
+@functools.lru_cache(maxsize=None)
+def _torch_model_class():
+    from edgecount.runtime.model import RepetitionModel, WindowOutputs
 
-    def __init__(self, model, name: str, frame_size: int = 112):
-        import torch
+    class TorchModel(RepetitionModel):
+        """A PyTorch RepNet behind the interface of ``RepetitionModel`` (``encode``,
+        ``window``, ``manifest``...), so that the same benchmark code and the live path
+        (which takes a RepetitionModel) run it."""
 
-        from edgecount.runtime.manifest import Manifest
+        def __init__(self, model, name: str, frame_size: int = 112):  # no model directory: no super().__init__
+            import torch
 
-        self.torch = torch
-        self.model = model.eval()
-        self.folder = Path(f"torch:{name}")
-        cfg = model.cfg
-        with torch.no_grad():
-            shape = list(model.encode(torch.zeros(1, frame_size, frame_size, 3, dtype=torch.uint8)).shape[1:])
-        self.manifest = Manifest(name=name, format="onnx", precision="fp32", frame_size=frame_size,
-                                 num_frames=cfg.num_frames, period_classes=cfg.period_classes,
-                                 period_offset=cfg.period_offset, feature_shape=shape)
+            from edgecount.runtime.manifest import Manifest
 
-    name = property(lambda self: self.manifest.name)
-    num_frames = property(lambda self: self.manifest.num_frames)
-    frame_size = property(lambda self: self.manifest.frame_size)
+            self.torch = torch
+            self.model = model.eval()
+            self.folder = Path(f"torch:{name}")
+            cfg = model.cfg
+            with torch.no_grad():
+                shape = list(model.encode(torch.zeros(1, frame_size, frame_size, 3, dtype=torch.uint8)).shape[1:])
+            self.manifest = Manifest(name=name, format="onnx", precision="fp32", frame_size=frame_size,
+                                     num_frames=cfg.num_frames, period_classes=cfg.period_classes,
+                                     period_offset=cfg.period_offset, feature_shape=shape)
 
-    def periods(self) -> np.ndarray:
-        return np.arange(self.manifest.period_classes) + self.manifest.period_offset
+        def _tensor(self, x: np.ndarray):
+            if not x.flags.writeable or not x.flags.c_contiguous:  # ring buffer views are read-only
+                x = np.array(x)
+            return self.torch.from_numpy(x)
 
-    def _tensor(self, x: np.ndarray):
-        if not x.flags.writeable or not x.flags.c_contiguous:  # ring buffer views are read-only
-            x = np.array(x)
-        return self.torch.from_numpy(x)
+        def encode(self, frames: np.ndarray) -> np.ndarray:
+            with self.torch.no_grad():
+                return self.model.encode(self._tensor(frames)).numpy()
 
-    def encode(self, frames: np.ndarray) -> np.ndarray:
-        with self.torch.no_grad():
-            return self.model.encode(self._tensor(frames)).numpy()
+        def window(self, features: np.ndarray) -> WindowOutputs:
+            with self.torch.no_grad():
+                logits, periodicity = self.model.window_head(self._tensor(features.astype(np.float32, copy=False)))
+            logits = logits.numpy()
+            probs = np.exp(logits - logits.max(-1, keepdims=True))
+            probs /= probs.sum(-1, keepdims=True)
+            return WindowOutputs(probs, 1.0 / (1.0 + np.exp(-periodicity.numpy())))
 
-    def window(self, features: np.ndarray):
-        from edgecount.runtime.model import WindowOutputs
+    return TorchModel
 
-        with self.torch.no_grad():
-            logits, periodicity = self.model.window_head(self._tensor(features.astype(np.float32, copy=False)))
-        logits = logits.numpy()
-        probs = np.exp(logits - logits.max(-1, keepdims=True))
-        probs /= probs.sum(-1, keepdims=True)
-        return WindowOutputs(probs, 1.0 / (1.0 + np.exp(-periodicity.numpy())))
+
+def TorchModel(model, name: str, frame_size: int = 112):  # noqa: N802 - a class made on first use
+    """A PyTorch RepNet as a ``RepetitionModel`` (see ``_torch_model_class``)."""
+    return _torch_model_class()(model, name, frame_size)
 
 
 @dataclass
@@ -226,8 +232,10 @@ class VariantFactory:
     """Builds each (model, variant) once, on demand, into ``workdir``; reuses a
     variant already there when it was made from the same sources (fingerprint)."""
 
-    def __init__(self, workdir: Path, threads: int, log: Callable[[str], None] = lambda s: None):
+    def __init__(self, workdir: Path, threads: int, log: Callable[[str], None] = lambda s: None,
+                 weights: dict[str, Path | None] | None = None):
         self.workdir = Path(workdir)
+        self.weights_files = weights or {}
         self.threads = threads
         self.log = log
         self._torch: dict[str, tuple] = {}
@@ -240,7 +248,7 @@ class VariantFactory:
     # sources
     def torch_model(self, kind: str):
         if kind not in self._torch:
-            self._torch[kind] = torch_source(kind)
+            self._torch[kind] = torch_source(kind, self.weights_files.get(kind))
         return self._torch[kind][0]
 
     def weights(self, kind: str) -> str:
@@ -264,13 +272,16 @@ class VariantFactory:
             self._pruned[kind] = prune(self.torch_model(kind), PRUNE_RATIO, torch.from_numpy(frames[pick])).eval()
         return self._pruned[kind]
 
+    def fingerprint(self, kind: str) -> str:
+        return weights_fingerprint(kind, self.weights_files.get(kind))
+
     # directories
     def _dir(self, kind: str, step: str) -> Path:
         return self.workdir / f"{kind}-{step}"
 
     def _fresh(self, folder: Path, kind: str) -> bool:
         stamp = folder / "bench-source.txt"
-        return stamp.is_file() and stamp.read_text() == weights_fingerprint(kind) and \
+        return stamp.is_file() and stamp.read_text() == self.fingerprint(kind) and \
             (folder / "manifest.json").is_file()
 
     def _make(self, kind: str, step: str, build: Callable[[Path], None]) -> Path:
@@ -282,7 +293,7 @@ class VariantFactory:
         start = time.perf_counter()
         self.log(f"building {kind} {step}")
         build(folder)
-        (folder / "bench-source.txt").write_text(weights_fingerprint(kind))
+        (folder / "bench-source.txt").write_text(self.fingerprint(kind))
         self.build_seconds[f"{kind}-{step}"] = round(time.perf_counter() - start, 1)
         return folder
 

@@ -46,7 +46,8 @@ def model_dir(factory) -> tuple[Path, str]:
         Manifest.load(shipped)
         return shipped, "shipped default"
     except Exception:  # noqa: BLE001 - absent or being re-trained
-        return factory.get("default", "onnx-fp32").folder, "default onnx-fp32 (untrained head)"
+        built = factory.get("default", "onnx-fp32")
+        return built.folder, "default onnx-fp32" + (" (untrained head)" if "untrained" in built.weights else "")
 
 
 @pytest.fixture(scope="session")

@@ -102,6 +102,39 @@ def load_evals(specs: list[str]) -> dict[str, dict]:
     return out
 
 
+def run_evals(run: dict, quva: Path, variants: Path, threads: int | None) -> dict[str, dict]:
+    """``edgecount eval QUVA --json`` of each default-model variant kept by the run
+    (``--bench-keep DIR``), cached in the variant's directory."""
+    from benchmarks.lib import VARIANTS
+    from edgecount.counter import Counter
+    from edgecount.evaluate import evaluate
+    from edgecount.runtime.model import RepetitionModel
+
+    out = {}
+    for b in benches(run, "window"):
+        model, variant = b["extra_info"]["model"], b["extra_info"]["variant"]
+        step, hint = VARIANTS[variant]
+        if model != "default" or step == "torch":  # repnet: random weights; torch: = onnx-fp32 (verified)
+            continue
+        folder = variants / f"{model}-{step}"
+        if not (folder / "manifest.json").is_file():
+            print(f"bench_table: {folder} is missing, no quva-dev score for {variant}", file=sys.stderr)
+            continue
+        source = (folder / "bench-source.txt").read_text() if (folder / "bench-source.txt").is_file() else ""
+        cache = folder / f"eval-{quva.name}-{hint or 'default'}.json"
+        if cache.is_file() and json.loads(cache.read_text()).get("bench_source") == source:
+            out[f"{model}-{variant}"] = json.loads(cache.read_text())
+            continue
+        print(f"bench_table: edgecount eval {quva} --model {folder} ({variant})", file=sys.stderr)
+        scores = evaluate(Counter(RepetitionModel(folder, threads=threads, precision=hint)), quva).to_dict()
+        scores["bench_source"] = source
+        cache.write_text(json.dumps(scores) + "\n")
+        out[f"{model}-{variant}"] = scores
+    if "default-onnx-fp32" in out:
+        out.setdefault("default-torch-fp32", out["default-onnx-fp32"] | {"same_as": "onnx-fp32"})
+    return out
+
+
 def window_table(run: dict, evals: dict[str, dict]) -> list[str]:
     from benchmarks.lib import REFERENCE_S
 
@@ -112,7 +145,8 @@ def window_table(run: dict, evals: dict[str, dict]) -> list[str]:
     for b in benches(run, "window"):
         e, s = b["extra_info"], b["stats"]
         ev = evals.get(f"{e['model']}-{e['variant']}", {})
-        mae = f"{ev['mae']:.3f}" if "mae" in ev else ("n/a (random weights)" if e["model"] == "repnet" else "-")
+        mark = "*" if "pruned" in e["variant"] and ev.get("bench_source") else ""
+        mae = f"{ev['mae']:.3f}{mark}" if "mae" in ev else ("n/a (random weights)" if e["model"] == "repnet" else "-")
         obo = f"{ev['obo_error']:.3f}" if "obo_error" in ev else ("n/a" if e["model"] == "repnet" else "-")
         f1, f2 = (fps.get((e["model"], e["variant"], t)) for t in (1, 2))
         lines.append(
@@ -120,6 +154,9 @@ def window_table(run: dict, evals: dict[str, dict]) -> list[str]:
             f"| {x(e.get('speedup_vs_torch_fp32'))} | {x(e.get('speedup_vs_reference'))} | {mae} | {obo} "
             f"| {e.get('size_bytes', 0) / 1e6:.1f} | {'-' if f1 is None else f'{f1:.1f}'} "
             f"| {'-' if f2 is None else f'{f2:.1f}'} |")
+    if any("*" in line for line in lines[2:]):
+        lines += ["", "\\* pruned as `edgecount convert --prune` does but not fine-tuned (the benchmark's variant): "
+                  "the shipped pruned model's accuracy is that of `edgecount convert` with its fine-tune."]
     return lines
 
 
@@ -265,16 +302,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run", type=Path, help="pytest-benchmark JSON (--benchmark-json or a saved run)")
     parser.add_argument("--eval", action="append", default=[], metavar="MODEL-VARIANT=FILE",
                         help="`edgecount eval DIR --json` output of a variant, e.g. default-onnx-fp32=e.json")
+    parser.add_argument("--quva", type=Path, metavar="DIR",
+                        help="score the default model's variants kept by the run (--variants) on this QUVA-layout "
+                             "folder, e.g. ../shared/quva-dev (cached in each variant's directory)")
+    parser.add_argument("--variants", type=Path, metavar="DIR", help="the run's --bench-keep directory")
+    parser.add_argument("--threads", type=int, default=None, help="threads for --quva (default: all cores)")
     parser.add_argument("--ops", action="store_true", help="add operation counts and Raspberry Pi estimates")
     parser.add_argument("--ops-json", type=Path, help="also write the operation counts to this file")
     args = parser.parse_args(argv)
     run = load_run(args.run)
+    evals = {}
+    if args.quva:
+        if not args.variants:
+            parser.error("--quva needs --variants DIR (the run's --bench-keep directory)")
+        evals = run_evals(run, args.quva, args.variants, args.threads)
+    evals |= load_evals(args.eval)
     out = ["### Machine", "", *machine_section(run), "",
            "### One 64-frame window", "",
            "Encode 64 frames of the sample clip, then the head; median of the timed rounds after the warm-up, "
            "all cores. Speed-ups: > 1 is faster than the PyTorch fp32 run of the same model in the same "
            "session, and than the seed's 0.98 s (PyTorch RepNet, i5 laptop).", "",
-           *window_table(run, load_evals(args.eval)), "",
+           *window_table(run, evals), "",
            "### Live path", "",
            "Per frame on one thread per stage (`edgecount live` default); head update = one new embedding "
            "counted and the running count re-estimated; end to end = frame written into the ring buffer -> "
