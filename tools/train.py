@@ -92,9 +92,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--train", type=Path, required=True)
     ap.add_argument("--val", type=Path, required=True)
-    ap.add_argument("--minutes", type=float, default=20)
+    ap.add_argument("--steps", type=int, default=1800, help="optimizer steps (cosine schedule)")
+    ap.add_argument("--minutes", type=float, default=60, help="stop early after this long")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--weight-decay", type=float, default=0.01)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--log-every", type=int, default=200, help="steps between validation runs")
     ap.add_argument("--out", type=Path, required=True)
@@ -109,7 +111,7 @@ def main() -> None:
     model = build_default(pretrained=True)
     model.encoder.trunk.requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-2)
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
     n = train["features"].shape[0]
     budget = args.minutes * 60
     start = time.time()
@@ -117,8 +119,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     model.train()
     model.encoder.trunk.eval()
-    while (elapsed := time.time() - start) < budget:
-        lr = args.lr * 0.5 * (1 + math.cos(math.pi * min(elapsed / budget, 1.0)))
+    while step < args.steps and (elapsed := time.time() - start) < budget:
+        lr = args.lr * 0.5 * (1 + math.cos(math.pi * step / args.steps))
         for group in opt.param_groups:
             group["lr"] = lr
         idx = torch.randint(0, n, (args.batch,))
