@@ -33,17 +33,17 @@ class Result:
 
     def report(self, out: Path) -> str:
         m = self.manifest
-        kept = len(m.extra.get("kept_higher_precision", []))
         pruned = f", pruned {m.extra['prune_ratio']}" if m.extra.get("prune_ratio") else ""
         lines = [f"edgecount convert: {m.extra['source']} (weights: {m.extra['weights']}) -> "
                  f"{m.format} {m.precision}{pruned}",
                  table(self.rows),
                  "window: one window of frames encoded + the head, median after warm-up; |d ...|: largest "
                  "difference of the logits from the PyTorch original on the calibration clips"]
+        kept = m.extra.get("kept_higher_precision", {})
         if kept:
-            stem = ", the encoder's first conv" if m.format == "openvino" else ""
-            lines.append(f"kept in floating point: {kept} nodes (the TSM's distance and softmax, the attention"
-                         f"{stem}; listed in manifest.json)")
+            parts = [f"{role}: {v[0]}" if v and v[0].startswith("all") else f"{role}: {len(v)} nodes"
+                     for role, v in kept.items()]
+            lines.append("kept in floating point: " + "; ".join(parts) + " (listed in manifest.json)")
         if m.extra.get("bf16_available") and "bf16" not in m.extra.get("inference_precision", ""):
             lines.append("this CPU runs bf16: --format openvino --precision bf16 (or int8-bf16) is faster, "
                          "see the '@bf16' row")
@@ -153,10 +153,16 @@ def convert(opts: ConvertOptions, log: Callable[[str], None] = lambda s: None) -
     return Result(manifest, rows)
 
 
+def head_agreement(reference: Pipeline, other: Pipeline, windows: np.ndarray) -> float:
+    """Fraction of frames whose period class is the same from both heads, on the same features."""
+    same = [reference.head(w[None])[0].argmax(-1) == other.head(w[None])[0].argmax(-1) for w in windows]
+    return float(np.mean(same))
+
+
 def _quantize(opts: ConvertOptions, src: Path, dst: Path, clips: list[np.ndarray], threads: int) -> Path:
     """INT8 of ``src``: the encoder calibrated on frames, the head on windows of the fp32 encoder's
     features (strides 1..4 and synthetic repetitions)."""
-    from edgecount.convert.quantize import quantize_onnx, quantize_openvino
+    from edgecount.convert.quantize import HEAD_AGREEMENT, keep_fp32_head, quantize_onnx, quantize_openvino
 
     fp32 = RuntimePipeline(src, threads)
     t = fp32.model.num_frames
@@ -168,4 +174,8 @@ def _quantize(opts: ConvertOptions, src: Path, dst: Path, clips: list[np.ndarray
         quantize_onnx(src, dst, frames, windows)
     else:
         quantize_openvino(src, dst, frames, windows, "bf16" if opts.precision == "int8-bf16" else "f32")
+    probe = windows[np.linspace(0, len(windows) - 1, min(len(windows), 32)).astype(int)]
+    agreement = head_agreement(fp32, RuntimePipeline(dst, threads), probe)
+    if agreement < HEAD_AGREEMENT:
+        keep_fp32_head(src, dst, agreement)
     return dst
