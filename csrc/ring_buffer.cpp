@@ -206,30 +206,36 @@ public:
             deadline = clock::now() + std::chrono::duration_cast<clock::duration>(
                                           std::chrono::duration<double>(*timeout_s));
 
-        py::gil_scoped_release nogil;
-        // Register as a waiter before testing the predicate (see publish()).
-        waiters_.fetch_add(1, std::memory_order_seq_cst);
-        struct Unregister {
-            std::atomic<int> &n;
-            ~Unregister() { n.fetch_sub(1, std::memory_order_seq_cst); }
-        } unregister{waiters_};
+        bool interrupted = false;
+        {
+            py::gil_scoped_release nogil;
+            // Register as a waiter before testing the predicate (see publish()).
+            waiters_.fetch_add(1, std::memory_order_seq_cst);
+            struct Unregister {
+                std::atomic<int> &n;
+                ~Unregister() { n.fetch_sub(1, std::memory_order_seq_cst); }
+            } unregister{waiters_};
 
-        std::unique_lock<std::mutex> lock(mu_);
-        while (!committed(index) && !closed_.load(std::memory_order_seq_cst)) {
-            const auto now = clock::now();
-            if (deadline && now >= *deadline) break;
-            const auto wake = deadline ? std::min(*deadline, now + kSignalPoll) : now + kSignalPoll;
-            if (cv_.wait_until(lock, wake) == std::cv_status::timeout) {
-                // Let Python run signal handlers (Ctrl-C). Drop the mutex first:
-                // the producer may hold the GIL and want the mutex.
-                lock.unlock();
-                {
-                    py::gil_scoped_acquire gil;
-                    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+            std::unique_lock<std::mutex> lock(mu_);
+            while (!committed(index) && !closed_.load(std::memory_order_seq_cst)) {
+                const auto now = clock::now();
+                if (deadline && now >= *deadline) break;
+                const auto wake = deadline ? std::min(*deadline, now + kSignalPoll) : now + kSignalPoll;
+                if (cv_.wait_until(lock, wake) == std::cv_status::timeout) {
+                    // Let Python run signal handlers (Ctrl-C). Drop the mutex first:
+                    // the producer may hold the GIL and want the mutex.
+                    lock.unlock();
+                    {
+                        py::gil_scoped_acquire gil;
+                        interrupted = PyErr_CheckSignals() != 0;
+                    }
+                    if (interrupted) break;
+                    lock.lock();
                 }
-                lock.lock();
             }
         }
+        // The handler's exception is raised only once the GIL is held again.
+        if (interrupted) throw py::error_already_set();
         return committed(index);
     }
 

@@ -1,6 +1,5 @@
 """Tests of the C++ frame ring buffer edgecount._core.RingBuffer."""
 import gc
-import os
 import signal
 import sys
 import threading
@@ -224,7 +223,9 @@ def test_wait_for_is_interruptible():
 
     old = signal.signal(signal.SIGUSR1, handler)
     try:
-        timer = threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGUSR1))
+        # Aimed at the waiting (main) thread: a process-wide signal may land on a
+        # native worker thread of a library loaded by other tests.
+        timer = threading.Timer(0.1, signal.pthread_kill, (threading.main_thread().ident, signal.SIGUSR1))
         timer.start()
         t0 = time.perf_counter()
         with pytest.raises(Interrupted):
