@@ -21,6 +21,7 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest benchmarks -q -m smoke --benchmark-disable
 
 test-all: setup
 	$(BIN)/python -m pytest -q -m "slow or not slow"
