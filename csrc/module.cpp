@@ -7,5 +7,6 @@ void register_ring_buffer(py::module_ &m);
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "edgecount C++ core";
+    py::module_::import("numpy");  // the ring buffer's arrays and dtypes need numpy loaded
     register_ring_buffer(m);
 }

@@ -6,22 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from edgecount.cli import main
+from tests.cli_run import assert_one_line_error, run
 from tests.videos import moving_square, write_video, zero_fps_video
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code: int, err: str, *words: str) -> None:
-    assert code != 0
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("edgecount: error:"), err
-    for word in words:
-        assert word in lines[0]
 
 
 def test_missing_file(capsys, tmp_path):

@@ -10,7 +10,6 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("openvino")
 
-from edgecount.cli import main  # noqa: E402
 from edgecount.convert.calibration import repeated_windows, stride_windows  # noqa: E402
 from edgecount.convert.formats import check_onnx, write_onnx, write_openvino  # noqa: E402
 from edgecount.convert.prune import count_parameters, prune  # noqa: E402
@@ -18,6 +17,7 @@ from edgecount.convert.verify import RuntimePipeline, TorchPipeline, compare, ru
 from edgecount.errors import EdgecountError  # noqa: E402
 from edgecount.model.default import build_default  # noqa: E402
 from edgecount.runtime.model import RepetitionModel  # noqa: E402
+from tests.cli_run import assert_one_line_error, run  # noqa: E402
 from tests.videos import moving_square, write_video  # noqa: E402
 
 FEATURE_ATOL = 1e-5  # unit-length embeddings, ONNX Runtime / OpenVINO f32 against torch
@@ -164,20 +164,6 @@ def test_factorized_temporal_conv_is_exact_at_full_rank():
 
 
 # --- the command line --------------------------------------------------------------------------
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code: int, err: str, *words: str) -> None:
-    assert code != 0
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("edgecount: error:"), err
-    for word in words:
-        assert word in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -213,27 +213,40 @@ def test_close_wakes_waiters_and_stops_the_producer():
     assert rb.window(1)[0, 0, 0, 0] == 0  # frames stay readable
 
 
+INTERRUPT_SCRIPT = """
+import signal, threading, time
+from edgecount._core import RingBuffer
+
+class Interrupted(Exception):
+    pass
+
+def handler(signum, frame):
+    raise Interrupted
+
+signal.signal(signal.SIGUSR1, handler)
+threading.Timer(0.1, signal.pthread_kill, (threading.main_thread().ident, signal.SIGUSR1)).start()
+t0 = time.perf_counter()
+try:
+    RingBuffer(2, (1,)).wait_for(0, None)
+except Interrupted:
+    print(f"interrupted after {time.perf_counter() - t0:.2f} s")
+"""
+
+
 @pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="needs SIGUSR1")
 def test_wait_for_is_interruptible():
-    class Interrupted(Exception):
-        pass
+    """A signal handler's exception ends a wait with no timeout.
 
-    def handler(signum, frame):
-        raise Interrupted
+    Run in a fresh interpreter: in the full suite's process, with torch, ONNX
+    Runtime and OpenVINO loaded by earlier tests, delivering the signal crashed
+    the process (not yet understood; the ring buffer tests alone pass).
+    """
+    import subprocess
 
-    old = signal.signal(signal.SIGUSR1, handler)
-    try:
-        # Aimed at the waiting (main) thread: a process-wide signal may land on a
-        # native worker thread of a library loaded by other tests.
-        timer = threading.Timer(0.1, signal.pthread_kill, (threading.main_thread().ident, signal.SIGUSR1))
-        timer.start()
-        t0 = time.perf_counter()
-        with pytest.raises(Interrupted):
-            RingBuffer(2, (1,)).wait_for(0, None)
-        assert time.perf_counter() - t0 < 5.0
-        timer.join()
-    finally:
-        signal.signal(signal.SIGUSR1, old)
+    out = subprocess.run([sys.executable, "-c", INTERRUPT_SCRIPT], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    assert out.startswith("interrupted after")
+    assert float(out.split()[2]) < 5.0
 
 
 # --- errors ---------------------------------------------------------------------
