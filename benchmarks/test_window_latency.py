@@ -14,7 +14,7 @@ SMOKE = SMOKE_WINDOW
 
 
 def test_window(benchmark, recorder, factory, bench, built, model, variant):
-    runner = factory.open(model, variant, bench.threads)
+    runner = factory.open(model, variant, bench.threads, cache=False)  # released after the test
     frames = sample_frames(runner.num_frames, runner.frame_size)
 
     def window():
