@@ -8,10 +8,11 @@ import cv2
 import numpy as np
 
 
-def write_video(path: Path, frames: list[np.ndarray] | np.ndarray, fps: float = 30.0) -> Path:
-    """Write BGR frames as mp4v."""
+def write_video(path: Path, frames: list[np.ndarray] | np.ndarray, fps: float = 30.0,
+                codec: str = "mp4v") -> Path:
+    """Write BGR frames (``codec`` FFV1 into .avi is lossless)."""
     h, w = frames[0].shape[:2] if len(frames) else (48, 64)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, (w, h))
     for frame in frames:
         writer.write(frame)
     writer.release()
