@@ -31,6 +31,7 @@ if str(ROOT) not in sys.path:
 # 6.5-8 GMAC/s; int8 without SDOT gains little (x1.3 assumed).
 # Pi 5: 4x Cortex-A76 2.4 GHz, NEON with SDOT: Raspberry Pi quote 2-3x the Pi 4's CPU
 # speed (x2.5 assumed for fp32); SDOT int8 x2 over fp32 assumed.
+UPDATE_EVERY = (1, 2, 4, 8, 16)
 PI_GMACS = {"Pi 4": {"fp32": 7.0, "int8": 9.0}, "Pi 5": {"fp32": 17.5, "int8": 35.0}}
 
 
@@ -135,13 +136,16 @@ def run_evals(run: dict, quva: Path, variants: Path, threads: int | None) -> dic
     return out
 
 
-def window_table(run: dict, evals: dict[str, dict]) -> list[str]:
-    from benchmarks.lib import REFERENCE_S
+def window_table(run: dict, evals: dict[str, dict], ops: dict[str, float] | None = None) -> list[str]:
+    """``ops``: GMAC per window by model name (``repnet``, ``repnet pruned 0.5``...) adds the
+    GMAC/s each variant reached here."""
+    from benchmarks.lib import PRUNE_RATIO, REFERENCE_S
 
     fps = live_fps(run)
     lines = ["| model | variant | `edgecount convert` | window median (ms) | IQR (ms) | vs torch fp32, this run "
-             f"| vs {REFERENCE_S} s | quva-dev MAE | OBO error | size (MB) | live frames/s, 1 thread | 2 threads |",
-             "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+             f"| vs {REFERENCE_S} s | quva-dev MAE | OBO error | size (MB) | live frames/s, 1 thread | 2 threads |"
+             + (" GMAC/s here |" if ops else ""),
+             "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|" + ("--:|" if ops else "")]
     for b in benches(run, "window"):
         e, s = b["extra_info"], b["stats"]
         ev = evals.get(f"{e['model']}-{e['variant']}", {})
@@ -153,7 +157,9 @@ def window_table(run: dict, evals: dict[str, dict]) -> list[str]:
             f"| {e['model']} | {e['variant']} | {e.get('convert', '')} | {ms(s['median'])} | {ms(s['iqr'])} "
             f"| {x(e.get('speedup_vs_torch_fp32'))} | {x(e.get('speedup_vs_reference'))} | {mae} | {obo} "
             f"| {e.get('size_bytes', 0) / 1e6:.1f} | {'-' if f1 is None else f'{f1:.1f}'} "
-            f"| {'-' if f2 is None else f'{f2:.1f}'} |")
+            f"| {'-' if f2 is None else f'{f2:.1f}'} |"
+            + (f" {ops[e['model'] + (f' pruned {PRUNE_RATIO}' if 'pruned' in e['variant'] else '')] / s['median']:.0f} |"
+               if ops else ""))
     if any("*" in line for line in lines[2:]):
         lines += ["", "\\* pruned as `edgecount convert --prune` does but not fine-tuned (the benchmark's variant): "
                   "the shipped pruned model's accuracy is that of `edgecount convert` with its fine-tune."]
@@ -213,10 +219,11 @@ def count_macs(fn) -> tuple[float, dict]:
     return counter.get_total_flops() / 2e9, per_op
 
 
-def windows_per_frame(num_frames: int, classes: int, live: bool, frames: int = 2048, settle: int = 256) -> float:
+def windows_per_frame(num_frames: int, classes: int, live: bool, frames: int = 2048, settle: int = 256,
+                      update_every: int = 1) -> float:
     """Head windows run per frame by the counting procedure in steady state: ``live``
-    re-estimates the running count after every frame (``edgecount live``), otherwise
-    windows run as they fill (``edgecount count``). Counted on a stub head."""
+    re-estimates the running count every ``update_every`` frames (``edgecount live``),
+    otherwise windows run as they fill (``edgecount count``). Counted on a stub head."""
     import numpy as np
 
     from edgecount.counting import CountingConfig, StreamCounter
@@ -236,7 +243,7 @@ def windows_per_frame(num_frames: int, classes: int, live: bool, frames: int = 2
         if i == settle:
             start = runs[0]
         counter.add(feature)
-        if live:
+        if live and (i + 1) % update_every == 0:
             counter.running()
     return (runs[0] - start) / (frames - settle)
 
@@ -262,11 +269,14 @@ def model_ops(include_pruned: bool = True) -> list[dict]:
                 feats = m.encode(one.expand(cfg.num_frames, -1, -1, -1).contiguous())
             head, per_op = count_macs(lambda: m.window_head(feats[None]))
             live_w = windows_per_frame(cfg.num_frames, cfg.period_classes, live=True)
+            every = {n: windows_per_frame(cfg.num_frames, cfg.period_classes, live=True, update_every=n)
+                     for n in UPDATE_EVERY}
             file_w = windows_per_frame(cfg.num_frames, cfg.period_classes, live=False)
             rows.append({"model": name, "parameters": count_parameters(m), "encoder_gmac_per_frame": encoder,
                          "head_gmac_per_window": head, "window_gmac": cfg.num_frames * encoder + head,
                          "live_windows_per_frame": live_w, "live_gmac_per_frame": encoder + live_w * head,
                          "count_windows_per_frame": file_w, "count_gmac_per_frame": encoder + file_w * head,
+                         "live_windows_per_frame_update_every": every,
                          "head_ops": per_op})
     return rows
 
@@ -279,6 +289,14 @@ def ops_tables(rows: list[dict]) -> list[str]:
         lines.append(f"| {r['model']} | {r['parameters'] / 1e6:.2f} | {r['encoder_gmac_per_frame']:.3f} "
                      f"| {r['head_gmac_per_window']:.3f} | {r['window_gmac']:.2f} | {r['live_windows_per_frame']:.2f} "
                      f"| {r['live_gmac_per_frame']:.3f} | {r['count_gmac_per_frame']:.3f} |")
+    lines += ["", "Head windows per frame and live GMAC per frame when the count is re-estimated every N frames "
+              "(`edgecount live --update-every N`):", "",
+              "| model | " + " | ".join(f"N = {n}" for n in UPDATE_EVERY) + " |",
+              "|---|" + "--:|" * len(UPDATE_EVERY)]
+    for r in rows:
+        cells = [f"{w:.2f} / {r['encoder_gmac_per_frame'] + w * r['head_gmac_per_window']:.3f}"
+                 for w in r["live_windows_per_frame_update_every"].values()]
+        lines.append(f"| {r['model']} | " + " | ".join(cells) + " |")
     lines += ["", "Raspberry Pi estimate = MACs / assumed sustained throughput (4 threads; "
               + "; ".join(f"{pi}: {g['fp32']:g} GMAC/s fp32, {g['int8']:g} GMAC/s int8" for pi, g in PI_GMACS.items())
               + "). Live frames/s: the encoder and the running count on one stream of MACs; "
@@ -317,22 +335,23 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--quva needs --variants DIR (the run's --bench-keep directory)")
         evals = run_evals(run, args.quva, args.variants, args.threads)
     evals |= load_evals(args.eval)
+    rows = model_ops() if args.ops else []
+    if rows and args.ops_json:
+        args.ops_json.write_text(json.dumps(rows, indent=1) + "\n")
+    gmac = {r["model"]: r["window_gmac"] for r in rows}
     out = ["### Machine", "", *machine_section(run), "",
            "### One 64-frame window", "",
            "Encode 64 frames of the sample clip, then the head; median of the timed rounds after the warm-up, "
            "all cores. Speed-ups: > 1 is faster than the PyTorch fp32 run of the same model in the same "
            "session, and than the seed's 0.98 s (PyTorch RepNet, i5 laptop).", "",
-           *window_table(run, evals), "",
+           *window_table(run, evals, gmac or None), "",
            "### Live path", "",
            "Per frame on one thread per stage (`edgecount live` default); head update = one new embedding "
            "counted and the running count re-estimated; end to end = frame written into the ring buffer -> "
            "count updated, both stages back to back.", "",
            *live_table(run), "",
            "### Memory", "", *memory_table(run)]
-    if args.ops:
-        rows = model_ops()
-        if args.ops_json:
-            args.ops_json.write_text(json.dumps(rows, indent=1) + "\n")
+    if rows:
         out += ["", "### Operations per window and per live frame", "", *ops_tables(rows)]
     print("\n".join(out))
     return 0
