@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tests.videos import moving_square  # noqa: F401  (the benchmarks' synthetic clip, shared with the tests)
+
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_S = 0.98  # the seed's PyTorch RepNet, one 64-frame window on an i5 laptop
 MODELS = ("repnet", "default")  # the faithful RepNet (random weights: timing only) and the default model
@@ -86,21 +88,6 @@ def sample_frames(n: int, size: int = 112) -> np.ndarray:
 
     frames = load_clips([sample_clip()], size, n, 1)[0]
     return np.concatenate([frames] * -(-n // len(frames)))[:n]
-
-
-def moving_square(n: int, period: float, size: tuple[int, int] = (120, 160), seed: int = SEED) -> np.ndarray:
-    """BGR frames of a square bouncing left-right with ``period`` frames on a fixed texture."""
-    import cv2
-
-    h, w = size
-    rng = np.random.default_rng(seed)
-    background = cv2.GaussianBlur(rng.integers(0, 255, (h, w, 3), dtype=np.uint8), (9, 9), 0)
-    frames = np.repeat(background[None], n, axis=0)
-    side = h // 4
-    for i in range(n):
-        x = int((w - side) * (0.5 - 0.5 * np.cos(2 * np.pi * i / period)))
-        frames[i, h // 2 - side // 2:h // 2 + side // 2, x:x + side] = (40, 220, 250)
-    return frames
 
 
 def write_long_video(path: Path, seconds: float, fps: float = 30.0, size: tuple[int, int] = (120, 160)) -> Path:
