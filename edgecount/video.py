@@ -54,16 +54,10 @@ def to_model_frame(bgr: np.ndarray, size: int) -> np.ndarray:
     return cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
 
 
-def read_frames(cap: cv2.VideoCapture, step: int = 1) -> Iterator[np.ndarray]:
-    """Decoded BGR frames, every ``step``-th one, until the stream ends."""
-    index = 0
+def read_frames(cap: cv2.VideoCapture) -> Iterator[np.ndarray]:
+    """Decoded BGR frames until the stream ends."""
     while True:
-        ok = cap.grab()
-        if not ok:
+        ok, frame = cap.read()
+        if not ok or frame is None:
             return
-        if index % step == 0:
-            ok, frame = cap.retrieve()
-            if not ok or frame is None:
-                return
-            yield frame
-        index += 1
+        yield frame
