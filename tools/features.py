@@ -21,18 +21,24 @@ import torch
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from synth import FootagePool, make_clip  # noqa: E402
+from synth import FootagePool, compress, make_clip  # noqa: E402
 
 from edgecount.export import export_onnx  # noqa: E402
 from edgecount.model.default import FRAME_SIZE, Trunk  # noqa: E402
 from edgecount.runtime.backends import OrtSession  # noqa: E402
 
 _POOL: FootagePool | None = None  # shared with forked workers
+_COMPRESSED = 0.0  # fraction of clips given codec artifacts
+QUALITY = (25, 90)  # JPEG quality range of those clips
 
 
 def _clip(seed: int):
-    clip = make_clip(_POOL, np.random.default_rng(seed), num_frames=64, size=FRAME_SIZE)
-    return clip.frames, clip.period, clip.periodic, clip.count, clip.kind
+    rng = np.random.default_rng(seed)
+    clip = make_clip(_POOL, rng, num_frames=64, size=FRAME_SIZE)
+    frames = clip.frames
+    if rng.random() < _COMPRESSED:
+        frames = compress(frames, int(rng.integers(QUALITY[0], QUALITY[1] + 1)))
+    return frames, clip.period, clip.periodic, clip.count, clip.kind
 
 
 def trunk_session(folder: Path) -> OrtSession:
@@ -50,10 +56,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, required=True, help="folder of shards")
     ap.add_argument("--shard", type=int, default=250, help="clips per shard")
+    ap.add_argument("--compressed", type=float, default=0.0,
+                    help=f"fraction of clips given JPEG artifacts (quality {QUALITY[0]}-{QUALITY[1]})")
     args = ap.parse_args()
 
-    global _POOL
+    global _POOL, _COMPRESSED
     _POOL = FootagePool.load(args.footage)
+    _COMPRESSED = args.compressed
     start = time.time()
     args.out.mkdir(parents=True, exist_ok=True)
     seeds = [args.seed * 1_000_003 + i for i in range(args.clips)]

@@ -982,6 +982,16 @@ def _render(pool: FootagePool, rng: np.random.Generator, kind: str, tl: Timeline
     return SynthClip(frames, period, period > 0, count, kind)
 
 
+def compress(frames: np.ndarray, quality: int) -> np.ndarray:
+    """Each RGB frame through JPEG at ``quality``: the blocking and ringing of a video codec
+    (per frame; real codecs also carry artifacts from frame to frame)."""
+    out = np.empty_like(frames)
+    for i, frame in enumerate(frames):
+        ok, buf = cv2.imencode(".jpg", frame[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+        out[i] = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
+    return out
+
+
 def make_clip(pool: FootagePool, rng: np.random.Generator, num_frames: int = 64, size: int = 112,
               kind: str | None = None, config: SynthConfig | None = None) -> SynthClip:
     """One training clip of `num_frames` frames at size x size (kind drawn from the weights)."""
