@@ -35,7 +35,7 @@ def table(rows: list[Row]) -> str:
     """The rows as a fixed-width text table; speed-up is against the first row."""
     base = rows[0].latency
     lines = [f"{'variant':<26} {'size':>8} {'params':>7} {'window':>8} {'speedup':>7} "
-             f"{'|d period|':>10} {'|d periodic|':>12} {'argmax=':>7} {'feat cos mean/min':>17}"]
+             f"{'|d period|':>10} {'|d periodic|':>12} {'argmax=':>7} {'centred cos mean/min':>20} {'|d count|':>9}"]
     for r in rows:
         a = r.agreement
         cos = "-" if a is None or a.feature_cos_mean is None else f"{a.feature_cos_mean:.4f}/{a.feature_cos_min:.4f}"
@@ -43,5 +43,5 @@ def table(rows: list[Row]) -> str:
             f"{r.variant:<26} {r.size_bytes / 1e6:>6.1f}MB {r.parameters / 1e6:>6.2f}M {r.latency:>7.3f}s "
             f"{base / r.latency:>6.1f}x {_cell(a and a.period_logits_max_diff, '.4f'):>10} "
             f"{_cell(a and a.periodicity_max_diff, '.4f'):>12} {_cell(a and a.period_argmax_agree, '.3f'):>7} "
-            f"{cos:>17}")
+            f"{cos:>20} {_cell(a and a.count_max_diff, '.2f'):>9}")
     return "\n".join(lines)

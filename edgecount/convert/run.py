@@ -7,6 +7,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,6 +18,9 @@ from edgecount.convert.verify import Outputs, Pipeline, RuntimePipeline, TorchPi
 from edgecount.convert.verify import window_latency
 from edgecount.errors import EdgecountError
 from edgecount.runtime.manifest import Manifest
+
+if TYPE_CHECKING:
+    from edgecount.model.repnet import HeadConfig
 
 # Frames per calibration clip and clips used, per source model (the faithful one is 40x slower).
 CLIP_FRAMES = {"default": 240, "repnet": 128}
@@ -54,14 +58,18 @@ class Result:
 class _Checker:
     """Runs a pipeline on the calibration clips and times one window, against the original."""
 
-    def __init__(self, clips: list[np.ndarray], num_frames: int, reference: Pipeline):
-        self.clips, self.num_frames = clips, num_frames
-        frames = np.concatenate(clips)[:num_frames]
-        self.window = np.concatenate([frames, np.repeat(frames[-1:], num_frames - len(frames), axis=0)])
-        self.reference: Outputs = run_pipeline(reference, clips, num_frames)
+    def __init__(self, clips: list[np.ndarray], cfg: HeadConfig, reference: Pipeline):
+        self.clips, self.num_frames = clips, cfg.num_frames
+        self.periods = np.arange(cfg.period_classes) + cfg.period_offset
+        frames = np.concatenate(clips)[:self.num_frames]
+        self.window = np.concatenate([frames, np.repeat(frames[-1:], self.num_frames - len(frames), axis=0)])
+        self.reference: Outputs = self._run(reference)
+
+    def _run(self, pipeline: Pipeline) -> Outputs:
+        return run_pipeline(pipeline, self.clips, self.num_frames, self.periods)
 
     def row(self, variant: str, pipeline: Pipeline, size: int, params: int, original: bool = False) -> Row:
-        agreement = None if original else compare(self.reference, run_pipeline(pipeline, self.clips, self.num_frames))
+        agreement = None if original else compare(self.reference, self._run(pipeline))
         return Row(variant, size, params, window_latency(pipeline, self.window), agreement)
 
 
@@ -103,7 +111,7 @@ def convert(opts: ConvertOptions, log: Callable[[str], None] = lambda s: None) -
     model, weights = load_source(opts.model, opts.weights)
     clips = load_clips(videos, FRAME_SIZE, CLIP_FRAMES[opts.model], MAX_CLIPS[opts.model])
     log(f"calibration: {sum(len(c) for c in clips)} frames from {len(clips)} clip(s)")
-    check = _Checker(clips, model.cfg.num_frames, TorchPipeline(model))
+    check = _Checker(clips, model.cfg, TorchPipeline(model))
     params = count_parameters(model)
     rows = [check.row("pytorch fp32", TorchPipeline(model), _tensor_bytes(model), params, original=True)]
     extra: dict = {"source": opts.model, "weights": weights, "bf16_available": bf16}

@@ -25,6 +25,14 @@ class WindowOutputs:
     periodicity: np.ndarray  # (B, T) sigmoid
 
 
+def window_outputs(period_logits: np.ndarray, periodicity_logits: np.ndarray) -> WindowOutputs:
+    """The head's logits as probabilities: softmax over period classes, sigmoid of periodicity."""
+    logits = period_logits - period_logits.max(-1, keepdims=True)
+    probs = np.exp(logits)
+    probs /= probs.sum(-1, keepdims=True)
+    return WindowOutputs(probs, 1.0 / (1.0 + np.exp(-periodicity_logits)))
+
+
 class RepetitionModel:
     """Runs a model directory: ``encode`` frames, then ``window`` over their features."""
 
@@ -64,8 +72,4 @@ class RepetitionModel:
 
     def window(self, features: np.ndarray) -> WindowOutputs:
         """(B, T, *feature_shape) features -> per-frame period probabilities and periodicity."""
-        logits, periodicity = self.head.run(np.ascontiguousarray(features, dtype=np.float32))
-        logits = logits - logits.max(-1, keepdims=True)
-        probs = np.exp(logits)
-        probs /= probs.sum(-1, keepdims=True)
-        return WindowOutputs(probs, 1.0 / (1.0 + np.exp(-periodicity)))
+        return window_outputs(*self.head.run(np.ascontiguousarray(features, dtype=np.float32)))
