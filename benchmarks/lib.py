@@ -3,7 +3,7 @@ every backend and precision ``edgecount convert`` makes), a PyTorch stand-in wit
 runtime's interface, deterministic inputs, the warm-up, and machine facts.
 
 Variants are built with the converter's own functions (``edgecount.convert``:
-``write_onnx``, ``write_openvino``, ``quantize_onnx``, ``quantize_openvino``,
+``write_onnx``, ``write_openvino``, ``quantize`` (with its fp32-head check),
 ``prune``), calibrated like ``edgecount convert`` does on the shipped sample clip.
 Pruned variants are pruned but not fine-tuned (``--finetune-seconds 0``): the
 fine-tune changes weights, not shapes, so their speed is that of the shipped
@@ -64,7 +64,6 @@ SMOKE_LIVE = {("default", "onnx-fp32")}
 # edgecount convert takes (its quva-dev scores are reported); for the faithful RepNet
 # (random weights, speed only) 32 instead of 128: the same quantized graph, built faster.
 CALIBRATION_FRAMES = {"default": 240, "repnet": 32}
-SYNTHETIC_PER_CLIP = 8
 SEED = 0
 
 
@@ -285,21 +284,9 @@ class VariantFactory:
         self.build_seconds[f"{kind}-{step}"] = round(time.perf_counter() - start, 1)
         return folder
 
-    def _calibration(self, kind: str, fp32_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-        """Frames and head windows for INT8, as ``edgecount convert`` builds them."""
-        from edgecount.convert.calibration import repeated_windows, stride_windows
-        from edgecount.convert.verify import RuntimePipeline
-
-        frames = self.calibration_frames(kind)
-        pipeline = RuntimePipeline(fp32_dir, self.threads)
-        features = pipeline.encode(frames)
-        t = pipeline.model.num_frames
-        windows = np.concatenate([stride_windows(features, t), repeated_windows(features, t, SYNTHETIC_PER_CLIP, 0)])
-        return frames, windows
-
     def step(self, kind: str, step: str) -> Path:
         from edgecount.convert.formats import write_onnx, write_openvino
-        from edgecount.convert.quantize import quantize_onnx, quantize_openvino
+        from edgecount.convert.quantize import quantize
 
         name = f"{kind}-{step}"
         if step == "onnx":
@@ -312,12 +299,9 @@ class VariantFactory:
         if step == "openvino-bf16":
             src = self.step(kind, "onnx")
             return self._make(kind, step, lambda d: write_openvino(src, d, "bf16"))
-        if step == "onnx-int8":
-            src = self.step(kind, "onnx")
-            return self._make(kind, step, lambda d: quantize_onnx(src, d, *self._calibration(kind, src)))
-        if step in ("openvino-int8", "pruned-openvino-int8"):
+        if step in ("onnx-int8", "openvino-int8", "pruned-openvino-int8"):
             src = self.step(kind, step.replace("-int8", ""))
-            return self._make(kind, step, lambda d: quantize_openvino(src, d, *self._calibration(kind, src)))
+            return self._make(kind, step, lambda d: quantize(src, d, [self.calibration_frames(kind)], self.threads))
         raise ValueError(f"unknown build step {step}")
 
     def get(self, kind: str, variant: str) -> Built:

@@ -31,11 +31,14 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecount.convert.calibration import repeated_windows, stride_windows
+from edgecount.convert.verify import Pipeline, RuntimePipeline
 from edgecount.runtime.manifest import Manifest
 
 CALIBRATION_BATCH = 16  # frames per encoder calibration sample (ONNX Runtime)
 MAX_FRAMES = 480  # frames the encoder is calibrated on, spread over the clips
 HEAD_AGREEMENT = 0.99  # INT8 head kept only if its period classes agree this often with fp32
+SYNTHETIC_PER_CLIP = 8  # periodic head calibration windows made from each clip
 
 
 def is_sensitive(op_type: str, name: str) -> bool:
@@ -139,3 +142,31 @@ def keep_fp32_head(src: Path, dst: Path, agreement: float) -> None:
         "head": [f"all of it (INT8 period agreement {agreement:.3f} < {HEAD_AGREEMENT})"]}
     manifest.extra = manifest.extra | {"kept_higher_precision": kept}
     manifest.save(dst)
+
+
+def head_agreement(reference: Pipeline, other: Pipeline, windows: np.ndarray) -> float:
+    """Fraction of frames whose period class is the same from both heads, on the same features."""
+    same = [reference.head(w[None])[0].argmax(-1) == other.head(w[None])[0].argmax(-1) for w in windows]
+    return float(np.mean(same))
+
+
+def quantize(src: Path, dst: Path, clips: list[np.ndarray], threads: int, inference_precision: str = "f32") -> Manifest:
+    """INT8 of the fp32 model directory ``src`` (ONNX Runtime or NNCF, by its format) into ``dst``:
+    the encoder calibrated on the frames of ``clips``, the head on windows of the fp32 encoder's
+    features (strides 1..4 and synthetic repetitions); the whole head stays fp32 when its INT8
+    version agrees on the period class less often than HEAD_AGREEMENT."""
+    fp32 = RuntimePipeline(src, threads)
+    t = fp32.model.num_frames
+    feats = [fp32.encode(c) for c in clips]
+    windows = np.concatenate([stride_windows(f, t) for f in feats]
+                             + [repeated_windows(f, t, SYNTHETIC_PER_CLIP, i) for i, f in enumerate(feats)])
+    frames = np.concatenate(clips)
+    if fp32.model.manifest.format == "onnx":
+        quantize_onnx(src, dst, frames, windows)
+    else:
+        quantize_openvino(src, dst, frames, windows, inference_precision)
+    probe = windows[np.linspace(0, len(windows) - 1, min(len(windows), 32)).astype(int)]
+    agreement = head_agreement(fp32, RuntimePipeline(dst, threads), probe)
+    if agreement < HEAD_AGREEMENT:
+        keep_fp32_head(src, dst, agreement)
+    return Manifest.load(dst)

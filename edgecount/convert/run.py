@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edgecount.convert.calibration import calibration_videos, load_clips, repeated_windows, stride_windows
+from edgecount.convert.calibration import calibration_videos, load_clips
 from edgecount.convert.options import ConvertOptions
 from edgecount.convert.report import Row, folder_size, table
 from edgecount.convert.verify import Outputs, Pipeline, RuntimePipeline, TorchPipeline, compare, run_pipeline
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 # Frames per calibration clip and clips used, per source model (the faithful one is 40x slower).
 CLIP_FRAMES = {"default": 240, "repnet": 128}
 MAX_CLIPS = {"default": 6, "repnet": 3}
-SYNTHETIC_PER_CLIP = 8
 
 
 @dataclass
@@ -151,7 +150,10 @@ def convert(opts: ConvertOptions, log: Callable[[str], None] = lambda s: None) -
                 rows.append(runtime_row("openvino bf16", current))
         if opts.precision.startswith("int8"):
             log("quantizing to INT8")
-            current = _quantize(opts, current, work / "int8", clips, threads)
+            from edgecount.convert.quantize import quantize
+
+            quantize(current, work / "int8", clips, threads, "bf16" if opts.precision == "int8-bf16" else "f32")
+            current = work / "int8"
             rows.append(runtime_row(f"{opts.format} {opts.precision}", current))
         manifest = Manifest.load(current)
         manifest.extra = manifest.extra | extra | {
@@ -159,31 +161,3 @@ def convert(opts: ConvertOptions, log: Callable[[str], None] = lambda s: None) -
         manifest.save(current)
         _install(current, Path(opts.out), opts.force)
     return Result(manifest, rows)
-
-
-def head_agreement(reference: Pipeline, other: Pipeline, windows: np.ndarray) -> float:
-    """Fraction of frames whose period class is the same from both heads, on the same features."""
-    same = [reference.head(w[None])[0].argmax(-1) == other.head(w[None])[0].argmax(-1) for w in windows]
-    return float(np.mean(same))
-
-
-def _quantize(opts: ConvertOptions, src: Path, dst: Path, clips: list[np.ndarray], threads: int) -> Path:
-    """INT8 of ``src``: the encoder calibrated on frames, the head on windows of the fp32 encoder's
-    features (strides 1..4 and synthetic repetitions)."""
-    from edgecount.convert.quantize import HEAD_AGREEMENT, keep_fp32_head, quantize_onnx, quantize_openvino
-
-    fp32 = RuntimePipeline(src, threads)
-    t = fp32.model.num_frames
-    feats = [fp32.encode(c) for c in clips]
-    windows = np.concatenate([stride_windows(f, t) for f in feats]
-                             + [repeated_windows(f, t, SYNTHETIC_PER_CLIP, i) for i, f in enumerate(feats)])
-    frames = np.concatenate(clips)
-    if opts.format == "onnx":
-        quantize_onnx(src, dst, frames, windows)
-    else:
-        quantize_openvino(src, dst, frames, windows, "bf16" if opts.precision == "int8-bf16" else "f32")
-    probe = windows[np.linspace(0, len(windows) - 1, min(len(windows), 32)).astype(int)]
-    agreement = head_agreement(fp32, RuntimePipeline(dst, threads), probe)
-    if agreement < HEAD_AGREEMENT:
-        keep_fp32_head(src, dst, agreement)
-    return dst
