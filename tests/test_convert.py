@@ -280,3 +280,17 @@ def test_count_with_converted_model_imports_no_torch(onnx_dir, tmp_path):
             "heavy = [m for m in ('torch', 'openvino', 'nncf', 'torch_pruning') if m in sys.modules]; "
             "assert rc == 0 and not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=120)
+
+
+@pytest.mark.parametrize("moved, warned", [(0.2, False), (2.0, True)])
+def test_report_warns_when_counts_move(tmp_path, moved, warned):
+    from edgecount.convert.report import Row
+    from edgecount.convert.run import Result
+    from edgecount.convert.verify import Agreement
+    from edgecount.runtime.manifest import Manifest
+
+    manifest = Manifest("m", "onnx", "int8", 112, 64, 32, 1, [256], "0", {"source": "default", "weights": "w"})
+    agreement = Agreement(0.1, 0.1, 0.9, 1.0, 0.99, 0.95, moved)
+    rows = [Row("pytorch fp32", 1, 1, 0.2), Row("onnx int8", 1, 1, 0.1, agreement)]
+    report = Result(manifest, rows).report(tmp_path)
+    assert ("warning: the count of a calibration clip moved by" in report) == warned

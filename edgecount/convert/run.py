@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 # Frames per calibration clip and clips used, per source model (the faithful one is 40x slower).
 CLIP_FRAMES = {"default": 240, "repnet": 128}
 MAX_CLIPS = {"default": 6, "repnet": 3}
+COUNT_WARNING = 0.5  # a converted model whose count of a calibration clip moves this much is flagged
 
 
 @dataclass
@@ -41,7 +42,11 @@ class Result:
                  f"{m.format} {m.precision}{pruned}",
                  table(self.rows),
                  "window: one window of frames encoded + the head, median after warm-up; |d ...|: largest "
-                 "difference of the logits from the PyTorch original on the calibration clips"]
+                 "difference from the PyTorch original on the calibration clips (logits; count of a clip)"]
+        moved = self.rows[-1].agreement.count_max_diff if self.rows[-1].agreement else 0.0
+        if moved >= COUNT_WARNING:
+            lines.append(f"warning: the count of a calibration clip moved by {moved:.2f}: check this model with "
+                         "`edgecount eval` on videos like yours before relying on it")
         kept = m.extra.get("kept_higher_precision", {})
         if kept:
             parts = [f"{role}: {v[0]}" if v and v[0].startswith("all") else f"{role}: {len(v)} nodes"
