@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-all bench clean
+.PHONY: setup demo test test-slow test-all bench clean
 
 setup: $(STAMP)
 
@@ -23,8 +23,10 @@ test: setup
 	$(BIN)/python -m pytest -q
 	$(BIN)/python -m pytest benchmarks -q -m smoke --benchmark-disable
 
-test-all: setup
-	$(BIN)/python -m pytest -q -m "slow or not slow"
+test-slow: setup
+	$(BIN)/python -m pytest -q -m slow
+
+test-all: test test-slow
 
 bench: setup
 	$(BIN)/python -m pytest benchmarks --benchmark-only
