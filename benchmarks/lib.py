@@ -140,7 +140,7 @@ def weights_fingerprint(kind: str, weights: Path | None = None) -> str:
 
 @functools.lru_cache(maxsize=None)
 def _torch_model_class():
-    from edgecount.runtime.model import RepetitionModel, WindowOutputs
+    from edgecount.runtime.model import RepetitionModel, WindowOutputs, window_outputs
 
     class TorchModel(RepetitionModel):
         """A PyTorch RepNet behind the interface of ``RepetitionModel`` (``encode``,
@@ -174,10 +174,7 @@ def _torch_model_class():
         def window(self, features: np.ndarray) -> WindowOutputs:
             with self.torch.no_grad():
                 logits, periodicity = self.model.window_head(self._tensor(features.astype(np.float32, copy=False)))
-            logits = logits.numpy()
-            probs = np.exp(logits - logits.max(-1, keepdims=True))
-            probs /= probs.sum(-1, keepdims=True)
-            return WindowOutputs(probs, 1.0 / (1.0 + np.exp(-periodicity.numpy())))
+            return window_outputs(logits.numpy(), periodicity.numpy())
 
     return TorchModel
 
