@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("openvino")
 
-from edgecount.convert.calibration import repeated_windows, stride_windows  # noqa: E402
+from edgecount.convert.calibration import head_windows  # noqa: E402
 from edgecount.convert.formats import check_onnx, write_onnx, write_openvino  # noqa: E402
 from edgecount.convert.prune import count_parameters, prune  # noqa: E402
 from edgecount.convert.verify import RuntimePipeline, TorchPipeline, compare, run_pipeline  # noqa: E402
@@ -78,9 +78,7 @@ def openvino_dir(onnx_dir, tmp_path_factory):
 
 
 def calibration(model, clips) -> tuple[np.ndarray, np.ndarray]:
-    feats = [TorchPipeline(model).encode(c) for c in clips]
-    windows = np.concatenate([stride_windows(f, 64) for f in feats] + [repeated_windows(f, 64, 4) for f in feats])
-    return np.concatenate(clips), windows
+    return np.concatenate(clips), head_windows([TorchPipeline(model).encode(c) for c in clips], 64, 4)
 
 
 def test_onnx_single_checked_file_equal_to_torch(onnx_dir, clips, reference):

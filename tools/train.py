@@ -126,7 +126,7 @@ def main() -> None:
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)
     train, val = load(args.train), load([args.val])
-    std = channel_std(train["features"])
+    std = channel_std(train["features"]) if args.feature_noise > 0 else None
     model = build_default(pretrained=True)
     model.encoder.trunk.requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]

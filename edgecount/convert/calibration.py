@@ -93,3 +93,10 @@ def repeated_windows(features: np.ndarray, num_frames: int, count: int, seed: in
         copies = [seg[::-1] if rng.random() < 0.3 and i % 2 else seg for i in range(num_frames // period + 1)]
         windows.append(np.concatenate(copies)[:num_frames])
     return np.stack(windows)
+
+
+def head_windows(features: list[np.ndarray], num_frames: int, synthetic_per_clip: int = 8) -> np.ndarray:
+    """Windows to calibrate a head on: each clip's features at strides 1..4, then
+    ``synthetic_per_clip`` synthetic repetitions made from each clip."""
+    return np.concatenate([stride_windows(f, num_frames) for f in features]
+                          + [repeated_windows(f, num_frames, synthetic_per_clip, i) for i, f in enumerate(features)])

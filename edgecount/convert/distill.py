@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from edgecount.convert.calibration import repeated_windows, stride_windows
+from edgecount.convert.calibration import head_windows
 from edgecount.convert.prune import count_parameters
 from edgecount.model.repnet import RepNet
 
@@ -178,9 +178,7 @@ def refit(student: RepNet, teacher: RepNet, frames: torch.Tensor) -> int:
 
 def _windows(model: RepNet, clips: list[np.ndarray]) -> torch.Tensor:
     feats = [_no_grad_batches(model.encode, torch.from_numpy(c), FRAME_BATCH).numpy() for c in clips]
-    t = model.cfg.num_frames
-    return torch.from_numpy(np.concatenate([stride_windows(f, t) for f in feats]
-                                           + [repeated_windows(f, t, 4, i) for i, f in enumerate(feats)]))
+    return torch.from_numpy(head_windows(feats, model.cfg.num_frames, synthetic_per_clip=4))
 
 
 def _distill_head(student: RepNet, teacher: RepNet, clips: list[np.ndarray], deadline: float,

@@ -31,14 +31,13 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecount.convert.calibration import repeated_windows, stride_windows
+from edgecount.convert.calibration import head_windows
 from edgecount.convert.verify import Pipeline, RuntimePipeline
 from edgecount.runtime.manifest import Manifest
 
 CALIBRATION_BATCH = 16  # frames per encoder calibration sample (ONNX Runtime)
 MAX_FRAMES = 480  # frames the encoder is calibrated on, spread over the clips
 HEAD_AGREEMENT = 0.99  # INT8 head kept only if its period classes agree this often with fp32
-SYNTHETIC_PER_CLIP = 8  # periodic head calibration windows made from each clip
 
 
 def is_sensitive(op_type: str, name: str) -> bool:
@@ -156,10 +155,7 @@ def quantize(src: Path, dst: Path, clips: list[np.ndarray], threads: int, infere
     features (strides 1..4 and synthetic repetitions); the whole head stays fp32 when its INT8
     version agrees on the period class less often than HEAD_AGREEMENT."""
     fp32 = RuntimePipeline(src, threads)
-    t = fp32.model.num_frames
-    feats = [fp32.encode(c) for c in clips]
-    windows = np.concatenate([stride_windows(f, t) for f in feats]
-                             + [repeated_windows(f, t, SYNTHETIC_PER_CLIP, i) for i, f in enumerate(feats)])
+    windows = head_windows([fp32.encode(c) for c in clips], fp32.model.num_frames)
     frames = np.concatenate(clips)
     if fp32.model.manifest.format == "onnx":
         quantize_onnx(src, dst, frames, windows)
