@@ -23,10 +23,11 @@ from tests.videos import moving_square, write_video  # noqa: E402
 FEATURE_ATOL = 1e-5  # unit-length embeddings, ONNX Runtime / OpenVINO f32 against torch
 LOGIT_ATOL = 1e-3  # period logits and periodicity logits
 COUNT_ATOL = 1e-3  # the count of a clip
-# INT8 features (window-centred cosine to fp32 torch), measured on these synthetic clips
-# (untrained projection): ONNX Runtime 0.9935 mean / 0.9897 worst, NNCF 0.9934 / 0.9890.
-INT8_COS_MEAN = 0.98
-INT8_COS_MIN = 0.97
+# INT8 features (window-centred cosine to fp32 torch) on clips the calibration did not see,
+# measured (untrained projection): ONNX Runtime 0.9937 mean / 0.9915 worst, NNCF 0.9941 / 0.9912
+# (with NNCF's default per-channel activation ranges: 0.9851 / 0.9780).
+INT8_COS_MEAN = 0.99
+INT8_COS_MIN = 0.985
 
 
 def clip(n: int, period: float, seed: int) -> np.ndarray:
@@ -112,10 +113,11 @@ def test_openvino_f32_equal_to_torch(openvino_dir, clips, reference):
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "openvino"])
-def test_int8_keeps_features(fmt, model, clips, reference, onnx_dir, openvino_dir, tmp_path):
+def test_int8_keeps_features(fmt, model, clips, onnx_dir, openvino_dir, tmp_path):
     from edgecount.convert.quantize import quantize_onnx, quantize_openvino
 
-    frames, windows = calibration(model, clips)
+    frames, windows = calibration(model, clips[:1])
+    held_out = clips[1:] + [clip(64, 6, 2)]
     if fmt == "onnx":
         manifest = quantize_onnx(onnx_dir, tmp_path, frames, windows)
     else:
@@ -124,7 +126,7 @@ def test_int8_keeps_features(fmt, model, clips, reference, onnx_dir, openvino_di
     kept = manifest.extra["kept_higher_precision"]
     assert any("_conv_stem" in name for name in kept["encoder"]), kept["encoder"]  # the first conv stays float
     assert any("Softmax" in name for name in kept["head"]), kept["head"]  # the TSM softmax stays float
-    agreement = compare(reference, outputs(RuntimePipeline(tmp_path, threads=1), clips))
+    agreement = compare(outputs(TorchPipeline(model), held_out), outputs(RuntimePipeline(tmp_path, threads=1), held_out))
     assert agreement.feature_cos_mean >= INT8_COS_MEAN, agreement
     assert agreement.feature_cos_min >= INT8_COS_MIN, agreement
 
