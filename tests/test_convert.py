@@ -294,3 +294,27 @@ def test_report_warns_when_counts_move(tmp_path, moved, warned):
     rows = [Row("pytorch fp32", 1, 1, 0.2), Row("onnx int8", 1, 1, 0.1, agreement)]
     report = Result(manifest, rows).report(tmp_path)
     assert ("warning: the count of a calibration clip moved by" in report) == warned
+
+
+def test_run_starts_stay_inside_each_clip():
+    from edgecount.convert.distill import run_starts
+
+    assert run_starts([10, 3, 9], 8).tolist() == [0, 1, 2, 13, 14]
+
+
+@pytest.mark.slow
+def test_recovery_brings_frame_changes_back(model, clips):
+    from edgecount.convert.distill import distill
+    from edgecount.convert.verify import centred_cosines
+
+    student = prune(model, 0.3, torch.from_numpy(clips[0][:4]))
+    held_out = torch.from_numpy(clip(64, 6, 2))
+
+    def cosine() -> float:
+        with torch.no_grad():
+            return float(np.mean(centred_cosines(model.encode(held_out).numpy(), student.encode(held_out).numpy(), 64)))
+
+    before = cosine()
+    distill(student, model, clips, seconds=600, max_steps=15)  # a fixed amount of work, not of time
+    after = cosine()
+    assert after > before + 0.3, (before, after)  # measured 0.26 -> 0.85

@@ -5,8 +5,11 @@
    solved in closed form, in network order, by least squares so that on the
    calibration frames it reproduces the teacher layer's output from the
    student's own (pruned, upstream-perturbed) input.
-1. Encoder: the student's per-frame features match the teacher's on the
-   calibration frames (mean squared error relative to the teacher's energy).
+1. Encoder: on runs of consecutive calibration frames, the student's per-frame
+   features match the teacher's, and so do their changes from frame to frame
+   (the features minus the run's mean, which is what the head counts from and
+   a small part of the raw features' energy): squared errors relative to the
+   teacher's energy, summed.
 2. Head, only when it was pruned: on windows of the student's features (strides
    1..4 and synthetic repetitions), its period logits and periodicity match the
    teacher's outputs on the teacher's windows (KL divergence + squared error).
@@ -26,6 +29,7 @@ from edgecount.convert.prune import count_parameters
 from edgecount.model.repnet import RepNet
 
 FRAME_BATCH = 16
+RUN_FRAMES = 8  # consecutive frames per run of the encoder's fine-tune (FRAME_BATCH // RUN_FRAMES runs a step)
 WINDOW_BATCH = 2
 REFIT_FRAMES = 64
 LEARNING_RATE = 2e-4
@@ -53,8 +57,14 @@ def _no_grad_batches(fn, data: torch.Tensor, size: int) -> torch.Tensor:
         return torch.cat([fn(data[i:i + size]) for i in range(0, len(data), size)])
 
 
-def _feature_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+def _relative_mse(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(student, teacher) / teacher.pow(2).mean().clamp_min(1e-12)
+
+
+def _feature_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Features (R, T, D) of R runs of T consecutive frames: raw and run-centred errors."""
+    return _relative_mse(student, teacher) + _relative_mse(student - student.mean(1, keepdim=True),
+                                                           teacher - teacher.mean(1, keepdim=True))
 
 
 def _head_loss(student: tuple[torch.Tensor, torch.Tensor], teacher: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -92,6 +102,16 @@ def _spread(n: int, k: int) -> torch.Tensor:
     return torch.linspace(0, n - 1, min(n, k)).long()
 
 
+def run_starts(lengths: list[int], run: int) -> torch.Tensor:
+    """Indices into the concatenated clips of ``lengths`` where ``run`` consecutive frames of one
+    clip begin (clips shorter than ``run`` have none)."""
+    starts, offset = [], 0
+    for n in lengths:
+        starts.extend(range(offset, offset + n - run + 1))
+        offset += n
+    return torch.tensor(starts, dtype=torch.long)
+
+
 def distill(student: RepNet, teacher: RepNet, clips: list[np.ndarray], seconds: float,
             max_steps: int = 1000, seed: int = 0) -> DistillReport:
     """Refit, then fine-tune ``student`` in place for at most ``seconds`` (eval mode: BatchNorm
@@ -104,15 +124,19 @@ def distill(student: RepNet, teacher: RepNet, clips: list[np.ndarray], seconds: 
     frames = torch.from_numpy(np.concatenate(clips))
     refitted = refit(student, teacher, frames[_spread(len(frames), REFIT_FRAMES)])
     start = time.perf_counter()
+    run = min(RUN_FRAMES, max(len(c) for c in clips))
+    starts = run_starts([len(c) for c in clips], run)
 
-    def encoder_loss(idx: torch.Tensor) -> torch.Tensor:
+    def encoder_loss(first: torch.Tensor) -> torch.Tensor:
+        idx = (first[:, None] + torch.arange(run)).flatten()
         with torch.no_grad():
-            target = teacher.encode(frames[idx])
-        return _feature_loss(student.encode(frames[idx]), target)
+            target = teacher.encode(frames[idx]).unflatten(0, (len(first), run))
+        return _feature_loss(student.encode(frames[idx]).unflatten(0, (len(first), run)), target)
 
+    runs = FRAME_BATCH // run
     encoder, steps = _train(list(student.encoder.parameters()), encoder_loss,
-                            lambda: torch.randint(0, len(frames), (FRAME_BATCH,), generator=gen),
-                            _spread(len(frames), 2 * FRAME_BATCH), max_steps,
+                            lambda: starts[torch.randint(0, len(starts), (runs,), generator=gen)],
+                            starts[_spread(len(starts), 2 * runs)], max_steps,
                             start + (seconds / 2 if head_pruned else seconds))
     report = DistillReport(refitted, encoder, None, steps, 0.0)
     if head_pruned:
