@@ -318,3 +318,13 @@ def test_recovery_brings_frame_changes_back(model, clips):
     distill(student, model, clips, seconds=600, max_steps=15)  # a fixed amount of work, not of time
     after = cosine()
     assert after > before + 0.3, (before, after)  # measured 0.26 -> 0.85
+
+
+def test_verification_frames_are_held_out_of_calibration():
+    from edgecount.convert.calibration import hold_out
+
+    three = [np.full((9, 1), i) for i in range(4)]
+    calibrate, verify = hold_out(three)
+    assert [int(c[0, 0]) for c in calibrate] == [0, 1, 3] and [int(c[0, 0]) for c in verify] == [2]
+    calibrate, verify = hold_out([np.arange(9)])
+    assert calibrate[0].tolist() == list(range(6)) and verify[0].tolist() == [6, 7, 8]

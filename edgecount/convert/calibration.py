@@ -64,6 +64,17 @@ def load_clips(videos: list[Path], size: int, max_frames: int, max_clips: int = 
     return clips
 
 
+def hold_out(clips: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Split ``clips`` into frames to calibrate (quantization, recovery) on and frames to verify
+    on: every third clip when there are three or more, else the last third of each clip. A
+    check on the frames a quantizer was fitted to misses ranges that fit only those frames
+    (NNCF's per-channel activation ranges looked fine on them and were not elsewhere)."""
+    if len(clips) >= 3:
+        return [c for i, c in enumerate(clips) if i % 3 != 2], clips[2::3]
+    cut = [len(c) - len(c) // 3 for c in clips]
+    return [c[:k] for c, k in zip(clips, cut)], [c[k:] for c, k in zip(clips, cut)]
+
+
 def stride_windows(features: np.ndarray, num_frames: int, strides: tuple[int, ...] = STRIDES) -> np.ndarray:
     """Windows (W, T, ...) of one clip's features: every stride, starts half a window apart;
     a clip shorter than a window is padded by repeating its last sampled frame."""

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edgecount.convert.calibration import calibration_videos, load_clips
+from edgecount.convert.calibration import calibration_videos, hold_out, load_clips
 from edgecount.convert.options import ConvertOptions
 from edgecount.convert.report import Row, folder_size, table
 from edgecount.convert.verify import Outputs, Pipeline, RuntimePipeline, TorchPipeline, compare, run_pipeline
@@ -42,7 +42,7 @@ class Result:
                  f"{m.format} {m.precision}{pruned}",
                  table(self.rows),
                  "window: one window of frames encoded + the head, median after warm-up; |d ...|: largest "
-                 "difference from the PyTorch original on the calibration clips (logits; count of a clip)"]
+                 "difference from the PyTorch original on held-out calibration frames (logits; count of a clip)"]
         moved = self.rows[-1].agreement.count_max_diff if self.rows[-1].agreement else 0.0
         if moved >= COUNT_WARNING:
             lines.append(f"warning: the count of a calibration clip moved by {moved:.2f}: check this model with "
@@ -60,7 +60,7 @@ class Result:
 
 
 class _Checker:
-    """Runs a pipeline on the calibration clips and times one window, against the original."""
+    """Runs a pipeline on the held-out calibration clips and times one window, against the original."""
 
     def __init__(self, clips: list[np.ndarray], cfg: HeadConfig, reference: Pipeline):
         self.clips, self.num_frames = clips, cfg.num_frames
@@ -113,9 +113,10 @@ def convert(opts: ConvertOptions, log: Callable[[str], None] = lambda s: None) -
     if "bf16" in opts.precision and not bf16:
         raise EdgecountError("this CPU has no native bf16: use --precision fp32 or int8")
     model, weights = load_source(opts.model, opts.weights)
-    clips = load_clips(videos, FRAME_SIZE, CLIP_FRAMES[opts.model], MAX_CLIPS[opts.model])
-    log(f"calibration: {sum(len(c) for c in clips)} frames from {len(clips)} clip(s)")
-    check = _Checker(clips, model.cfg, TorchPipeline(model))
+    clips, held_out = hold_out(load_clips(videos, FRAME_SIZE, CLIP_FRAMES[opts.model], MAX_CLIPS[opts.model]))
+    log(f"calibration: {sum(len(c) for c in clips)} frames from {len(clips)} clip(s), "
+        f"{sum(len(c) for c in held_out)} held out to verify on")
+    check = _Checker(held_out, model.cfg, TorchPipeline(model))
     params = count_parameters(model)
     rows = [check.row("pytorch fp32", TorchPipeline(model), _tensor_bytes(model), params, original=True)]
     extra: dict = {"source": opts.model, "weights": weights, "bf16_available": bf16}
