@@ -6,6 +6,11 @@ in shards of ``--shard`` clips that training can use while more are made:
 
     python tools/features.py --footage ../shared/footage/clips --clips 2000 \
         --seed 0 --out data/train
+
+With ``--int8`` each clip is also encoded by the trunk quantized to INT8 the
+way ``edgecount convert`` quantizes an encoder (ONNX Runtime, calibrated on the
+package's sample clip); those features (``features_int8``) let training see
+what an INT8 model will see (tools/train.py --int8-mix).
 """
 from __future__ import annotations
 
@@ -23,6 +28,9 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synth import FootagePool, compress, make_clip  # noqa: E402
 
+from edgecount.convert.calibration import calibration_videos, load_clips  # noqa: E402
+from edgecount.convert.quantize import CALIBRATION_BATCH, encoder_samples, quantize_onnx_file  # noqa: E402
+from edgecount.convert.run import CLIP_FRAMES, MAX_CLIPS  # noqa: E402
 from edgecount.export import export_onnx  # noqa: E402
 from edgecount.model.default import FRAME_SIZE, Trunk  # noqa: E402
 from edgecount.runtime.backends import OrtSession  # noqa: E402
@@ -41,11 +49,17 @@ def _clip(seed: int):
     return frames, clip.period, clip.periodic, clip.count, clip.kind
 
 
-def trunk_session(folder: Path) -> OrtSession:
-    """The frozen trunk exported to ONNX and opened with ONNX Runtime."""
+def trunk_session(folder: Path, int8: bool = False) -> OrtSession:
+    """The frozen trunk exported to ONNX (and quantized to INT8 if ``int8``), opened with ONNX Runtime."""
     path = folder / "trunk.onnx"
     example = torch.zeros(2, FRAME_SIZE, FRAME_SIZE, 3, dtype=torch.uint8)
     export_onnx(Trunk(pretrained=True), example, path, "frames", ["features"])
+    if int8:
+        frames = np.concatenate(load_clips(calibration_videos(None), FRAME_SIZE, CLIP_FRAMES["default"],
+                                           MAX_CLIPS["default"]))
+        quantize_onnx_file(path, folder / "trunk_int8.onnx", "frames",
+                           encoder_samples(frames, CALIBRATION_BATCH), encoder=True)
+        path = folder / "trunk_int8.onnx"
     return OrtSession(path, threads=2)
 
 
@@ -58,6 +72,8 @@ def main() -> None:
     ap.add_argument("--shard", type=int, default=250, help="clips per shard")
     ap.add_argument("--compressed", type=float, default=0.0,
                     help=f"fraction of clips given JPEG artifacts (quality {QUALITY[0]}-{QUALITY[1]})")
+    ap.add_argument("--int8", action="store_true",
+                    help="also store the features of the INT8-quantized trunk (features_int8)")
     args = ap.parse_args()
 
     global _POOL, _COMPRESSED
@@ -69,9 +85,11 @@ def main() -> None:
     shard: list[tuple] = []
     with tempfile.TemporaryDirectory() as tmp, mp.get_context("fork").Pool(1) as workers:
         session = trunk_session(Path(tmp))
+        int8 = trunk_session(Path(tmp), int8=True) if args.int8 else None
         for i, (frames, *labels) in enumerate(tqdm(workers.imap(_clip, seeds, chunksize=4),
                                                    total=len(seeds), desc="clips")):
-            shard.append((session.run(frames)[0].astype(np.float16), *labels))
+            encoded = [s.run(frames)[0].astype(np.float16) for s in (session, int8) if s is not None]
+            shard.append((encoded, *labels))
             if len(shard) == args.shard or i == len(seeds) - 1:
                 save_shard(args.out / f"shard_{i // args.shard:03d}.npz", shard)
                 shard = []
@@ -79,8 +97,9 @@ def main() -> None:
 
 
 def save_shard(path: Path, rows: list[tuple]) -> None:
-    feats, period, periodic, count, kind = zip(*rows)
-    np.savez(path, features=np.stack(feats), period=np.stack(period), periodic=np.stack(periodic),
+    encoded, period, periodic, count, kind = zip(*rows)
+    feats = {name: np.stack([e[j] for e in encoded]) for j, name in enumerate(("features", "features_int8")[:len(encoded[0])])}
+    np.savez(path, **feats, period=np.stack(period), periodic=np.stack(periodic),
              count=np.array(count), kind=np.array(kind))
 
 

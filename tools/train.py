@@ -27,11 +27,14 @@ def load(folders: list[Path]) -> dict[str, torch.Tensor]:
     shards = [np.load(p) for folder in folders for p in sorted(folder.glob("shard_*.npz"))]
     if not shards:
         raise SystemExit(f"no shard_*.npz in {', '.join(map(str, folders))}")
-    return {
+    data = {
         "features": torch.from_numpy(np.concatenate([s["features"] for s in shards])),  # (N, T, C, 7, 7)
         "period": torch.from_numpy(np.concatenate([s["period"] for s in shards])).float(),
         "periodic": torch.from_numpy(np.concatenate([s["periodic"] for s in shards])).float(),
     }
+    if all("features_int8" in s.files for s in shards):  # tools/features.py --int8
+        data["features_int8"] = torch.from_numpy(np.concatenate([s["features_int8"] for s in shards]))
+    return data
 
 
 def period_targets(period: torch.Tensor, classes: int, offset: int) -> torch.Tensor:
@@ -75,13 +78,19 @@ def channel_std(features: torch.Tensor, sample: int = 256) -> torch.Tensor:
     return x.transpose(0, 2).flatten(1).std(1).view(1, 1, -1, 1, 1)
 
 
-def augment(batch: dict[str, torch.Tensor], noise: float = 0.0, std: torch.Tensor | None = None
-            ) -> dict[str, torch.Tensor]:
-    """Time reversal of half the clips (labels are symmetric in time) and, with ``noise`` > 0,
-    Gaussian noise on the trunk features of each clip, its level drawn from 0..``noise`` times
-    each channel's std: the error an INT8 or bf16 trunk adds (about 0.09 std measured for
-    ONNX Runtime INT8), so that the counts do not hang on it."""
-    flip = torch.rand(batch["features"].shape[0]) < 0.5
+def augment(batch: dict[str, torch.Tensor], noise: float = 0.0, std: torch.Tensor | None = None,
+            int8_mix: float = 0.0) -> dict[str, torch.Tensor]:
+    """Time reversal of half the clips (labels are symmetric in time); with ``int8_mix`` > 0,
+    that fraction of the clips seen through the INT8 trunk (``features_int8``) so that
+    the counts of an INT8 model do not move; with ``noise`` > 0, Gaussian noise on the trunk
+    features of each clip, its level drawn from 0..``noise`` times each channel's std."""
+    n = batch["features"].shape[0]
+    batch = dict(batch)
+    if "features_int8" in batch:
+        int8 = batch.pop("features_int8")
+        use = (torch.rand(n) < int8_mix).view(-1, 1, 1, 1, 1)
+        batch["features"] = torch.where(use, int8, batch["features"])
+    flip = torch.rand(n) < 0.5
     out = {k: torch.where(flip.view(-1, *[1] * (v.dim() - 1)), v.flip(1), v) for k, v in batch.items()}
     if noise > 0:
         feats = out["features"].float()
@@ -91,6 +100,11 @@ def augment(batch: dict[str, torch.Tensor], noise: float = 0.0, std: torch.Tenso
 
 
 def evaluate(model: RepNet, data: dict[str, torch.Tensor], batch: int = 64) -> dict[str, float]:
+    """Validation loss and accuracies, and with INT8 trunk features, the same on those (int8_*)."""
+    if "features_int8" in data:
+        fp32 = {k: v for k, v in data.items() if k != "features_int8"}
+        int8 = fp32 | {"features": data["features_int8"]}
+        return evaluate(model, fp32, batch) | {f"int8_{k}": v for k, v in evaluate(model, int8, batch).items()}
     model.eval()
     totals: dict[str, float] = {}
     n = data["features"].shape[0]
@@ -115,6 +129,8 @@ def main() -> None:
     ap.add_argument("--weight-decay", type=float, default=0.01)
     ap.add_argument("--feature-noise", type=float, default=0.0,
                     help="largest Gaussian noise on trunk features, in channel stds (0: none)")
+    ap.add_argument("--int8-mix", type=float, default=0.0,
+                    help="fraction of training clips seen through the INT8 trunk (shards made with --int8)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--log-every", type=int, default=200, help="steps between validation runs")
     ap.add_argument("--out", type=Path, required=True)
@@ -126,6 +142,8 @@ def main() -> None:
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)
     train, val = load(args.train), load([args.val])
+    if args.int8_mix > 0 and "features_int8" not in train:
+        raise SystemExit("--int8-mix needs shards made with tools/features.py --int8")
     std = channel_std(train["features"]) if args.feature_noise > 0 else None
     model = build_default(pretrained=True)
     model.encoder.trunk.requires_grad_(False)
@@ -143,7 +161,7 @@ def main() -> None:
         for group in opt.param_groups:
             group["lr"] = lr
         idx = torch.randint(0, n, (args.batch,))
-        loss, stats = losses(model, augment({k: v[idx] for k, v in train.items()}, args.feature_noise, std))
+        loss, stats = losses(model, augment({k: v[idx] for k, v in train.items()}, args.feature_noise, std, args.int8_mix))
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
