@@ -317,7 +317,7 @@ def test_recovery_brings_frame_changes_back(model, clips):
     before = cosine()
     distill(student, model, clips, seconds=600, max_steps=15)  # a fixed amount of work, not of time
     after = cosine()
-    assert after > before + 0.3, (before, after)  # measured 0.26 -> 0.85
+    assert after > before + 0.3, (before, after)  # measured 0.26 -> 0.72
 
 
 def test_verification_frames_are_held_out_of_calibration():
@@ -328,3 +328,14 @@ def test_verification_frames_are_held_out_of_calibration():
     assert [int(c[0, 0]) for c in calibrate] == [0, 1, 3] and [int(c[0, 0]) for c in verify] == [2]
     calibrate, verify = hold_out([np.arange(9)])
     assert calibrate[0].tolist() == list(range(6)) and verify[0].tolist() == [6, 7, 8]
+
+
+def test_recovery_views_keep_a_run_consistent():
+    from edgecount.convert.distill import augment_run
+
+    frame = torch.from_numpy(clip(1, 9, 0))
+    run = torch.cat([frame, frame, frame.flip(1)])  # two equal frames, then a changed one
+    view = augment_run(run, torch.Generator().manual_seed(3))
+    assert view.shape == run.shape and view.dtype == torch.uint8
+    assert torch.equal(view[0], view[1]) and not torch.equal(view[0], view[2])
+    assert not torch.equal(view[0], run[0])

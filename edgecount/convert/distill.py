@@ -75,12 +75,15 @@ def _head_loss(student: tuple[torch.Tensor, torch.Tensor], teacher: tuple[torch.
 
 def _train(params: list[torch.nn.Parameter], loss_fn: Callable[[torch.Tensor], torch.Tensor],
            sample: Callable[[], torch.Tensor], probe: torch.Tensor, steps: int,
-           deadline: float) -> tuple[tuple[float, float], int]:
+           deadline: float, probe_loss: Callable[[torch.Tensor], torch.Tensor] | None = None
+           ) -> tuple[tuple[float, float], int]:
     """Adam on ``loss_fn(sample())`` until ``steps`` or ``deadline``. The new weights are kept
-    only if they lower the loss on the fixed ``probe`` indices: ((probe loss before, after), steps)."""
+    only if they lower ``probe_loss`` (default ``loss_fn``) on the fixed ``probe`` indices:
+    ((probe loss before, after), steps)."""
+    probe_loss = probe_loss or loss_fn
     saved = [p.detach().clone() for p in params]
     with torch.no_grad():
-        before = loss_fn(probe).item()
+        before = probe_loss(probe).item()
     optimizer = torch.optim.Adam(params, lr=LEARNING_RATE)
     done = 0
     while done < steps and time.perf_counter() < deadline:
@@ -90,7 +93,7 @@ def _train(params: list[torch.nn.Parameter], loss_fn: Callable[[torch.Tensor], t
         optimizer.step()
         done += 1
     with torch.no_grad():
-        after = loss_fn(probe).item()
+        after = probe_loss(probe).item()
         if after > before:
             for param, old in zip(params, saved):
                 param.copy_(old)
@@ -100,6 +103,23 @@ def _train(params: list[torch.nn.Parameter], loss_fn: Callable[[torch.Tensor], t
 
 def _spread(n: int, k: int) -> torch.Tensor:
     return torch.linspace(0, n - 1, min(n, k)).long()
+
+
+def augment_run(frames: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """One random view of a run of uint8 frames (T, H, W, 3), the same for every frame so that
+    their changes stay: a crop of 50-100 % of the side resized back, a mirror, gain and offset
+    per channel. A few calibration clips then stand for more video than they show."""
+    t, h, w, _ = frames.shape
+    u = torch.rand(8, generator=gen)
+    side = int(h * (0.5 + 0.5 * u[0]))
+    top, left = int((h - side) * u[1]), int((w - side) * u[2])
+    x = frames[:, top:top + side, left:left + side].permute(0, 3, 1, 2).float()
+    x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+    if u[3] < 0.5:
+        x = x.flip(-1)
+    gain = 0.7 + 0.6 * torch.rand(1, 3, 1, 1, generator=gen)
+    offset = 40 * (torch.rand(1, 3, 1, 1, generator=gen) - 0.5)
+    return (x * gain + offset).clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1)
 
 
 def run_starts(lengths: list[int], run: int) -> torch.Tensor:
@@ -127,17 +147,20 @@ def distill(student: RepNet, teacher: RepNet, clips: list[np.ndarray], seconds: 
     run = min(RUN_FRAMES, max(len(c) for c in clips))
     starts = run_starts([len(c) for c in clips], run)
 
-    def encoder_loss(first: torch.Tensor) -> torch.Tensor:
+    def encoder_loss(first: torch.Tensor, augment: bool = True) -> torch.Tensor:
         idx = (first[:, None] + torch.arange(run)).flatten()
+        x = frames[idx].unflatten(0, (len(first), run))
+        x = torch.cat([augment_run(r, gen) for r in x]) if augment else x.flatten(0, 1)
         with torch.no_grad():
-            target = teacher.encode(frames[idx]).unflatten(0, (len(first), run))
-        return _feature_loss(student.encode(frames[idx]).unflatten(0, (len(first), run)), target)
+            target = teacher.encode(x).unflatten(0, (len(first), run))
+        return _feature_loss(student.encode(x).unflatten(0, (len(first), run)), target)
 
     runs = FRAME_BATCH // run
     encoder, steps = _train(list(student.encoder.parameters()), encoder_loss,
                             lambda: starts[torch.randint(0, len(starts), (runs,), generator=gen)],
                             starts[_spread(len(starts), 2 * runs)], max_steps,
-                            start + (seconds / 2 if head_pruned else seconds))
+                            start + (seconds / 2 if head_pruned else seconds),
+                            probe_loss=lambda first: encoder_loss(first, augment=False))
     report = DistillReport(refitted, encoder, None, steps, 0.0)
     if head_pruned:
         report.head_loss, head_steps = _distill_head(student, teacher, clips, start + seconds, max_steps, gen)
