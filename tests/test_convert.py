@@ -317,7 +317,7 @@ def test_recovery_brings_frame_changes_back(model, clips):
     before = cosine()
     distill(student, model, clips, seconds=600, max_steps=15)  # a fixed amount of work, not of time
     after = cosine()
-    assert after > before + 0.3, (before, after)  # measured 0.26 -> 0.72
+    assert after > before + 0.3, (before, after)  # measured 0.26 -> 0.74
 
 
 def test_verification_frames_are_held_out_of_calibration():

@@ -9,7 +9,8 @@
    features match the teacher's, and so do their changes from frame to frame
    (the features minus the run's mean, which is what the head counts from and
    a small part of the raw features' energy): squared errors relative to the
-   teacher's energy, summed.
+   teacher's energy, summed. Each run is seen through a random view (crop,
+   mirror, colour gain), so that a few calibration clips stand for more video.
 2. Head, only when it was pruned: on windows of the student's features (strides
    1..4 and synthetic repetitions), its period logits and periodicity match the
    teacher's outputs on the teacher's windows (KL divergence + squared error).
@@ -109,8 +110,8 @@ def augment_run(frames: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """One random view of a run of uint8 frames (T, H, W, 3), the same for every frame so that
     their changes stay: a crop of 50-100 % of the side resized back, a mirror, gain and offset
     per channel. A few calibration clips then stand for more video than they show."""
-    t, h, w, _ = frames.shape
-    u = torch.rand(8, generator=gen)
+    _, h, w, _ = frames.shape
+    u = torch.rand(4, generator=gen)
     side = int(h * (0.5 + 0.5 * u[0]))
     top, left = int((h - side) * u[1]), int((w - side) * u[2])
     x = frames[:, top:top + side, left:left + side].permute(0, 3, 1, 2).float()
