@@ -49,18 +49,19 @@ def _clip(seed: int):
     return frames, clip.period, clip.periodic, clip.count, clip.kind
 
 
-def trunk_session(folder: Path, int8: bool = False) -> OrtSession:
-    """The frozen trunk exported to ONNX (and quantized to INT8 if ``int8``), opened with ONNX Runtime."""
+def trunk_sessions(folder: Path, int8: bool) -> list[OrtSession]:
+    """The frozen trunk exported to ONNX once and opened with ONNX Runtime; with ``int8``, also
+    that file quantized to INT8 (calibrated on the package's sample clip)."""
     path = folder / "trunk.onnx"
     example = torch.zeros(2, FRAME_SIZE, FRAME_SIZE, 3, dtype=torch.uint8)
     export_onnx(Trunk(pretrained=True), example, path, "frames", ["features"])
+    paths = [path]
     if int8:
         frames = np.concatenate(load_clips(calibration_videos(None), FRAME_SIZE, CLIP_FRAMES["default"],
                                            MAX_CLIPS["default"]))
-        quantize_onnx_file(path, folder / "trunk_int8.onnx", "frames",
-                           encoder_samples(frames, CALIBRATION_BATCH), encoder=True)
-        path = folder / "trunk_int8.onnx"
-    return OrtSession(path, threads=2)
+        paths.append(folder / "trunk_int8.onnx")
+        quantize_onnx_file(path, paths[1], "frames", encoder_samples(frames, CALIBRATION_BATCH), encoder=True)
+    return [OrtSession(p, threads=2) for p in paths]
 
 
 def main() -> None:
@@ -84,11 +85,10 @@ def main() -> None:
     seeds = [args.seed * 1_000_003 + i for i in range(args.clips)]
     shard: list[tuple] = []
     with tempfile.TemporaryDirectory() as tmp, mp.get_context("fork").Pool(1) as workers:
-        session = trunk_session(Path(tmp))
-        int8 = trunk_session(Path(tmp), int8=True) if args.int8 else None
+        sessions = trunk_sessions(Path(tmp), args.int8)
         for i, (frames, *labels) in enumerate(tqdm(workers.imap(_clip, seeds, chunksize=4),
                                                    total=len(seeds), desc="clips")):
-            encoded = [s.run(frames)[0].astype(np.float16) for s in (session, int8) if s is not None]
+            encoded = [s.run(frames)[0].astype(np.float16) for s in sessions]
             shard.append((encoded, *labels))
             if len(shard) == args.shard or i == len(seeds) - 1:
                 save_shard(args.out / f"shard_{i // args.shard:03d}.npz", shard)
