@@ -339,3 +339,27 @@ def test_recovery_views_keep_a_run_consistent():
     assert view.shape == run.shape and view.dtype == torch.uint8
     assert torch.equal(view[0], view[1]) and not torch.equal(view[0], view[2])
     assert not torch.equal(view[0], run[0])
+
+
+@pytest.mark.parametrize("mean_shape, kept", [((1, 3, 1, 1), True), ((), False)])
+def test_first_conv_stays_float_only_after_a_per_channel_normalisation(tmp_path, mean_shape, kept):
+    import onnx
+    import openvino as ov
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgecount.convert.quantize import channel_normalised_input, onnx_ops, openvino_ops
+
+    graph = helper.make_graph(
+        [helper.make_node("Sub", ["x", "mean"], ["centred"], name="norm"),
+         helper.make_node("Conv", ["centred", "w"], ["y"], name="stem"),
+         helper.make_node("Relu", ["y"], ["out"], name="relu")],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4, 6, 6])],
+        [numpy_helper.from_array(np.full(mean_shape, 0.5, np.float32), "mean"),
+         numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w")])
+    path = tmp_path / "g.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    onnx_kept = channel_normalised_input(onnx_ops(onnx.load(str(path)).graph))
+    assert onnx_kept == (["norm", "stem"] if kept else [])
+    ov_kept = channel_normalised_input(openvino_ops(ov.Core().read_model(str(path))))
+    assert bool(ov_kept) == kept and "relu" not in ov_kept

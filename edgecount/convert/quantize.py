@@ -7,14 +7,18 @@ features. What stays in floating point, and why:
 * the TSM's distance matmul and softmax and the attention's matmuls and softmax
   (``is_sensitive``): a softmax over 64 frames amplifies a small error in its
   logits, and these ops are a negligible share of the compute;
-* the encoder's input normalisation and first conv (``up_to_first_conv``), whose
-  input is the normalised image (three channels with different ranges under one
-  per-tensor INT8 scale; 2.7 of the default encoder's 61 MMAC per frame): measured
-  with ONNX Runtime on held-out synthetic clips with the trained default model,
-  the window-centred feature cosine to fp32 (the frame-to-frame changes the head
+* the encoder's input normalisation and first conv when the normalisation is
+  per channel (``channel_normalised_input``; the default model's ImageNet mean
+  and std): three channels with different ranges under one per-tensor INT8
+  scale (2.7 of the default encoder's 61 MMAC per frame). Measured with ONNX
+  Runtime on held-out synthetic clips with the trained default model, the
+  window-centred feature cosine to fp32 (the frame-to-frame changes the head
   counts; see verify.centred_cosines) was 0.71 mean / 0.25 worst with the first
   conv in INT8 and 0.98 / 0.93 without it, and the count moved by 7.4 vs 1.5 on
-  average;
+  average. The faithful RepNet's scalar (x - 127.5) / 127.5 keeps the pixels on
+  one grid of 256 levels: its stem conv in INT8 moved the centred cosine of the
+  (random-weight) INT8 encoder by 0.003 and took 9 ms instead of 14-21 ms in
+  bf16 (OpenVINO profile, pruned 0.8, 2 threads, encoder about 90 ms);
 * (NNCF) per-channel activation ranges: NNCF's default for the inputs of
   depthwise convs. Calibrated on a few clips, a channel that is rarely active
   there gets a tiny range (0.06 of 6) and is clipped on other videos: the
@@ -35,6 +39,7 @@ import shutil
 import tempfile
 from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -52,19 +57,52 @@ def is_sensitive(op_type: str, name: str) -> bool:
     return op_type in ("MatMul", "Softmax") and ("self_attn" in name or name.count("/") == 1)
 
 
-def up_to_first_conv(ops: list[tuple[str, str]]) -> list[str]:
-    """Names of the (op type, name) ``ops``, in graph order, up to the first convolution."""
-    names = []
-    for op_type, name in ops:
-        names.append(name)
-        if op_type in ("Conv", "Convolution"):
-            return names
+class Op(NamedTuple):
+    """A node of a graph, in graph order."""
+
+    type: str
+    name: str
+    channel_constant: bool = False  # an elementwise op with a per-channel (not scalar) constant operand
+
+
+ELEMENTWISE = ("Add", "Sub", "Mul", "Div", "Subtract", "Multiply", "Divide")
+
+
+def onnx_ops(graph) -> list[Op]:
+    """The nodes of an ONNX graph."""
+    sizes = {t.name: int(np.prod(t.dims)) for t in graph.initializer}
+    sizes |= {n.output[0]: int(np.prod(a.t.dims)) for n in graph.node if n.op_type == "Constant"
+              for a in n.attribute if a.name == "value"}
+    return [Op(n.op_type, n.name, n.op_type in ELEMENTWISE and any(sizes.get(i, 1) > 1 for i in n.input))
+            for n in graph.node]
+
+
+def openvino_ops(model) -> list[Op]:
+    """The nodes of an OpenVINO model."""
+    def channel_constant(op) -> bool:
+        return op.get_type_name() in ELEMENTWISE and any(
+            i.get_source_output().get_node().get_type_name() == "Constant" and int(np.prod(i.get_shape())) > 1
+            for i in op.inputs())
+
+    return [Op(op.get_type_name(), op.get_friendly_name(), channel_constant(op)) for op in model.get_ordered_ops()]
+
+
+def channel_normalised_input(ops: list[Op]) -> list[str]:
+    """Names of ``ops`` up to the first convolution when the input is normalised per channel
+    before it, else none. A scalar normalisation (the faithful RepNet's (x - 127.5) / 127.5)
+    keeps the 256 pixel levels on one grid that INT8 holds almost exactly."""
+    names, per_channel = [], False
+    for op in ops:
+        names.append(op.name)
+        per_channel |= op.channel_constant
+        if op.type in ("Conv", "Convolution"):
+            return names if per_channel else []
     return []
 
 
-def kept_nodes(ops: list[tuple[str, str]], encoder: bool) -> list[str]:
-    """The nodes of a graph's (op type, name) ``ops`` to leave in floating point."""
-    return [name for op_type, name in ops if is_sensitive(op_type, name)] + (up_to_first_conv(ops) if encoder else [])
+def kept_nodes(ops: list[Op], encoder: bool) -> list[str]:
+    """The nodes of a graph's ``ops`` to leave in floating point."""
+    return [op.name for op in ops if is_sensitive(op.type, op.name)] + (channel_normalised_input(ops) if encoder else [])
 
 
 def _batches(data: np.ndarray, size: int) -> list[np.ndarray]:
@@ -93,7 +131,7 @@ def quantize_onnx_file(src: Path, dst: Path, input_name: str, samples: list[np.n
         pre = Path(tmp) / src.name
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
         graph = onnx.load(str(pre), load_external_data=False).graph
-        exclude = kept_nodes([(n.op_type, n.name) for n in graph.node], encoder)
+        exclude = kept_nodes(onnx_ops(graph), encoder)
         quantize_static(str(pre), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=exclude)
     return exclude
@@ -133,8 +171,7 @@ def quantize_openvino(src: Path, dst: Path, frames: np.ndarray, windows: np.ndar
     for file, samples in zip(manifest.files(), (encoder_samples(frames, 1), _batches(windows, 1))):
         model = core.read_model(str(src / file))
         encoder = file == manifest.files()[0]
-        exclude = kept_nodes([(op.get_type_name(), op.get_friendly_name()) for op in model.get_ordered_ops()],
-                             encoder)
+        exclude = kept_nodes(openvino_ops(model), encoder)
         kept[Path(file).stem] = exclude
         quantized = nncf.quantize(
             model, nncf.Dataset(samples), subset_size=len(samples),
