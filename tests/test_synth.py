@@ -147,6 +147,19 @@ def test_cli_end_to_end(tmp_path: Path) -> None:
     assert data["frames"].shape == (4, 16, 32, 32, 3)
 
 
+
+def test_video_folder_for_calibration(pool: FootagePool, tmp_path: Path) -> None:
+    from edgecount.convert.calibration import calibration_videos, load_clips
+
+    clips = [make_clip(pool, np.random.default_rng(s), num_frames=16, size=32) for s in range(2)]
+    synth.write_videos(tmp_path / "calib", clips)
+    loaded = load_clips(calibration_videos(tmp_path / "calib"), 32, 100)
+    assert [len(c) for c in loaded] == [16, 16]
+    error = np.abs(loaded[1].astype(int) - clips[1].frames).mean()  # mp4v is lossy on 32x32 noise
+    swapped = np.abs(loaded[1].astype(int) - clips[1].frames[..., ::-1]).mean()
+    assert error < 20 and error < swapped  # and the RGB order is kept
+
+
 @pytest.mark.skipif(not FOOTAGE.is_dir(), reason="needs ../shared/footage")
 def test_load_real_footage() -> None:
     pool = FootagePool.load(FOOTAGE, size=144, max_clips=2, progress=False)

@@ -19,6 +19,13 @@ CLI::
 
     python tools/synth.py --footage ../shared/footage/clips --out data/synth.npz \\
         --clips 2000 --seed 0 [--size 112] [--frames 64] [--workers 2]
+
+An ``--out`` without the .npz suffix is a folder of videos instead (one mp4 per
+clip), for ``edgecount convert --calibration DIR``: INT8 calibration and the
+pruning recovery on synthetic clips::
+
+    python tools/synth.py --footage ../shared/footage/clips --out build/calib \\
+        --clips 16 --frames 240 --seed 7
 """
 
 from __future__ import annotations
@@ -1056,6 +1063,20 @@ def write_dataset(path: Path, clips: Iterable[SynthClip], num_clips: int, num_fr
                 np.lib.format.write_array(fh, arr, allow_pickle=False)
 
 
+def write_videos(folder: Path, clips: Iterable[SynthClip], fps: float = 30.0) -> None:
+    """One mp4 per clip (clip_00000.mp4, ...) in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, clip in enumerate(clips):
+        height, width = clip.frames.shape[1:3]
+        writer = cv2.VideoWriter(str(folder / f"clip_{index:05d}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"),
+                                 fps, (width, height))
+        try:
+            for frame in clip.frames:
+                writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        finally:
+            writer.release()
+
+
 _WORKER: dict = {}
 
 
@@ -1087,7 +1108,7 @@ def _parse_weights(text: str) -> dict[str, float]:
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--footage", type=Path, required=True, help="folder of real videos")
-    ap.add_argument("--out", type=Path, required=True, help="output .npz")
+    ap.add_argument("--out", type=Path, required=True, help="output .npz, or a folder for mp4 clips")
     ap.add_argument("--clips", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--size", type=int, default=112)
@@ -1104,8 +1125,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     t1 = time.perf_counter()
     print(f"footage: {len(pool)} clips, {pool.nbytes / 1e9:.2f} GB, {t1 - t0:.1f} s")
     clips = generate(pool, args.clips, args.seed, args.frames, args.size, config, args.workers)
-    write_dataset(args.out, tqdm(clips, total=args.clips, desc="clips"), args.clips,
-                  args.frames, args.size)
+    clips = tqdm(clips, total=args.clips, desc="clips")
+    if args.out.suffix == ".npz":
+        write_dataset(args.out, clips, args.clips, args.frames, args.size)
+    else:
+        write_videos(args.out, clips)
     dt = time.perf_counter() - t1
     print(f"wrote {args.out}: {args.clips} clips in {dt:.1f} s ({args.clips / dt:.1f} clips/s)")
 
