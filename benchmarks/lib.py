@@ -60,10 +60,10 @@ CONVERT_ARGS = {
 # The cheap benchmarks that run in CI with --benchmark-disable -m smoke: (model, variant).
 SMOKE_WINDOW = {("default", "torch-fp32"), ("default", "onnx-fp32")}
 SMOKE_LIVE = {("default", "onnx-fp32")}
-# INT8 calibration frames from the sample clip, two thirds of them used as edgecount
-# convert uses them: for the default model as many as convert reads (its quva-dev
-# scores are reported); for the faithful RepNet
-# (random weights, speed only) 32 instead of 128: the same quantized graph, built faster.
+# Frames read from the sample clip for INT8 and pruning, of which the first two thirds
+# are fitted to, as in edgecount convert: for the default model as many as convert reads
+# (its quva-dev scores are reported); for the faithful RepNet (random weights, speed
+# only) 32 instead of 128: the same quantized graph, built faster.
 CALIBRATION_FRAMES = {"default": 240, "repnet": 32}
 SEED = 0
 

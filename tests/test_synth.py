@@ -147,7 +147,6 @@ def test_cli_end_to_end(tmp_path: Path) -> None:
     assert data["frames"].shape == (4, 16, 32, 32, 3)
 
 
-
 def test_video_folder_for_calibration(pool: FootagePool, tmp_path: Path) -> None:
     from edgecount.convert.calibration import calibration_videos, load_clips
 
