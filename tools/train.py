@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from edgecount.export import export_model_dir
-from edgecount.model.default import TRAINED_WEIGHTS, build_default, save_trained
+from edgecount.model.default import TRAINED_WEIGHTS, build_default, load_default, save_trained
 from edgecount.model.repnet import RepNet
 
 
@@ -72,6 +72,17 @@ def losses(model: RepNet, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor,
     return period_loss + periodicity_loss, stats
 
 
+def consistency(model: RepNet, features: torch.Tensor, features_int8: torch.Tensor) -> torch.Tensor:
+    """How far the outputs through the INT8 trunk are from those through the float one, per
+    frame: symmetric KL of the period distributions plus 10 x the squared difference of the
+    periodicity probabilities."""
+    logits, periodicity = forward(model, features)
+    logits_int8, periodicity_int8 = forward(model, features_int8)
+    a, b = logits.log_softmax(-1), logits_int8.log_softmax(-1)
+    kl = ((a.exp() - b.exp()) * (a - b)).sum(-1).mean()
+    return kl + 10 * (torch.sigmoid(periodicity) - torch.sigmoid(periodicity_int8)).pow(2).mean()
+
+
 def channel_std(features: torch.Tensor, sample: int = 256) -> torch.Tensor:
     """Per-channel standard deviation (1, 1, C, 1, 1) of trunk features, from a sample of clips."""
     x = features[torch.linspace(0, len(features) - 1, min(sample, len(features))).long()].float()
@@ -79,14 +90,16 @@ def channel_std(features: torch.Tensor, sample: int = 256) -> torch.Tensor:
 
 
 def augment(batch: dict[str, torch.Tensor], noise: float = 0.0, std: torch.Tensor | None = None,
-            int8_mix: float = 0.0) -> dict[str, torch.Tensor]:
+            int8_mix: float = 0.0, keep_int8: bool = False) -> dict[str, torch.Tensor]:
     """Time reversal of half the clips (labels are symmetric in time); with ``int8_mix`` > 0,
     that fraction of the clips seen through the INT8 trunk (``features_int8``) so that
-    the counts of an INT8 model do not move; with ``noise`` > 0, Gaussian noise on the trunk
-    features of each clip, its level drawn from 0..``noise`` times each channel's std."""
+    the counts of an INT8 model do not move; with ``keep_int8``, ``features_int8`` stays
+    beside ``features`` (reversed with it) for ``consistency``; with ``noise`` > 0, Gaussian
+    noise on the trunk features of each clip, its level drawn from 0..``noise`` times each
+    channel's std."""
     n = batch["features"].shape[0]
     batch = dict(batch)
-    if "features_int8" in batch:
+    if "features_int8" in batch and not keep_int8:
         int8 = batch.pop("features_int8")
         use = (torch.rand(n) < int8_mix).view(-1, 1, 1, 1, 1)
         batch["features"] = torch.where(use, int8, batch["features"])
@@ -131,6 +144,11 @@ def main() -> None:
                     help="largest Gaussian noise on trunk features, in channel stds (0: none)")
     ap.add_argument("--int8-mix", type=float, default=0.0,
                     help="fraction of training clips seen through the INT8 trunk (shards made with --int8)")
+    ap.add_argument("--consistency", type=float, default=0.0,
+                    help="weight of the agreement of outputs through the INT8 and float trunks "
+                         "(shards made with --int8; 0: none)")
+    ap.add_argument("--init", type=Path, default=None,
+                    help="start from these trained tensors (e.g. edgecount/assets/default/weights.pt)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--log-every", type=int, default=200, help="steps between validation runs")
     ap.add_argument("--out", type=Path, required=True)
@@ -142,10 +160,10 @@ def main() -> None:
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)
     train, val = load(args.train), load([args.val])
-    if args.int8_mix > 0 and "features_int8" not in train:
-        raise SystemExit("--int8-mix needs shards made with tools/features.py --int8")
+    if (args.int8_mix > 0 or args.consistency > 0) and "features_int8" not in train:
+        raise SystemExit("--int8-mix and --consistency need shards made with tools/features.py --int8")
     std = channel_std(train["features"]) if args.feature_noise > 0 else None
-    model = build_default(pretrained=True)
+    model = load_default(args.init) if args.init else build_default(pretrained=True)
     model.encoder.trunk.requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
@@ -161,7 +179,11 @@ def main() -> None:
         for group in opt.param_groups:
             group["lr"] = lr
         idx = torch.randint(0, n, (args.batch,))
-        loss, stats = losses(model, augment({k: v[idx] for k, v in train.items()}, args.feature_noise, std, args.int8_mix))
+        batch = augment({k: v[idx] for k, v in train.items()}, args.feature_noise, std, args.int8_mix,
+                        keep_int8=args.consistency > 0)
+        loss, stats = losses(model, batch)
+        if args.consistency > 0:
+            loss = loss + args.consistency * consistency(model, batch["features"], batch["features_int8"])
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
