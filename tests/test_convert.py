@@ -125,6 +125,7 @@ def test_int8_keeps_features(fmt, model, clips, onnx_dir, openvino_dir, tmp_path
     assert manifest.precision == "int8"
     kept = manifest.extra["kept_higher_precision"]
     assert any("_conv_stem" in name for name in kept["encoder"]), kept["encoder"]  # the first conv stays float
+    assert any("ReduceL2" in name for name in kept["encoder"]), kept["encoder"]  # so does the L2 normalisation
     assert any("Softmax" in name for name in kept["head"]), kept["head"]  # the TSM softmax stays float
     agreement = compare(outputs(TorchPipeline(model), held_out), outputs(RuntimePipeline(tmp_path, threads=1), held_out))
     assert agreement.feature_cos_mean >= INT8_COS_MEAN, agreement
@@ -363,3 +364,31 @@ def test_first_conv_stays_float_only_after_a_per_channel_normalisation(tmp_path,
     assert onnx_kept == (["norm", "stem"] if kept else [])
     ov_kept = channel_normalised_input(openvino_ops(ov.Core().read_model(str(path))))
     assert bool(ov_kept) == kept and "relu" not in ov_kept
+
+
+def test_the_encoder_output_normalisation_stays_float(tmp_path):
+    import onnx
+    import openvino as ov
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgecount.convert.quantize import kept_nodes, onnx_ops, openvino_ops, output_tail
+
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], name="conv"),
+         helper.make_node("Flatten", ["y"], ["flat"], name="flatten"),
+         helper.make_node("Gemm", ["flat", "g"], ["emb"], name="linear"),
+         helper.make_node("ReduceL2", ["emb"], ["norm"], name="l2", keepdims=1, axes=[1]),
+         helper.make_node("Div", ["emb", "norm"], ["out"], name="unit")],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 5])],
+        [numpy_helper.from_array(np.ones((2, 3, 1, 1), np.float32), "w"),
+         numpy_helper.from_array(np.ones((32, 5), np.float32), "g")])
+    path = tmp_path / "g.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    ops = onnx_ops(onnx.load(str(path)).graph)
+    assert output_tail(ops) == ["l2", "unit"]
+    assert kept_nodes(ops, encoder=False) == [] and kept_nodes(ops, encoder=True) == ["l2", "unit"]
+    ov_ops = openvino_ops(ov.Core().read_model(str(path)))
+    ov_tail = output_tail(ov_ops)
+    assert any("l2" in name for name in ov_tail)
+    assert not {op.type for op in ov_ops if op.name in ov_tail} & {"Convolution", "MatMul"}

@@ -66,6 +66,8 @@ class Op(NamedTuple):
 
 
 ELEMENTWISE = ("Add", "Sub", "Mul", "Div", "Subtract", "Multiply", "Divide")
+CONV = ("Conv", "Convolution")  # ONNX and OpenVINO names
+COMPUTE = CONV + ("Gemm", "MatMul")
 
 
 def onnx_ops(graph) -> list[Op]:
@@ -95,14 +97,23 @@ def channel_normalised_input(ops: list[Op]) -> list[str]:
     for op in ops:
         names.append(op.name)
         per_channel |= op.channel_constant
-        if op.type in ("Conv", "Convolution"):
+        if op.type in CONV:
             return names if per_channel else []
     return []
 
 
+def output_tail(ops: list[Op]) -> list[str]:
+    """Names of ``ops`` after the last convolution or matmul: the default encoder's L2
+    normalisation of its embedding (bias add, ReduceL2, Clip, Div). In INT8 the embedding
+    would be rounded to one per-tensor grid of 256 levels before it is normalised."""
+    last = max((i for i, op in enumerate(ops) if op.type in COMPUTE), default=len(ops))
+    return [op.name for op in ops[last + 1:]]
+
+
 def kept_nodes(ops: list[Op], encoder: bool) -> list[str]:
     """The nodes of a graph's ``ops`` to leave in floating point."""
-    return [op.name for op in ops if is_sensitive(op.type, op.name)] + (channel_normalised_input(ops) if encoder else [])
+    sensitive = [op.name for op in ops if is_sensitive(op.type, op.name)]
+    return sensitive + (channel_normalised_input(ops) + output_tail(ops) if encoder else [])
 
 
 def _batches(data: np.ndarray, size: int) -> list[np.ndarray]:
