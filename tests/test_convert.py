@@ -157,6 +157,9 @@ def test_pruning_faithful_temporal_conv(clips):
     assert (project.in_channels, project.out_channels, conv.out_channels) == (1024, 512, 256)
     assert pruned.temporal_conv[1].num_features == 256
     assert pruned.encoder.stages[0].blocks[0].conv1.out_channels == 32
+    # the residual streams of the first two stages are pruned too; the last one is the encoder's output
+    assert pruned.encoder.stem.conv.out_channels == 32
+    assert [pruned.encoder.stages[i].blocks[0].downsample.conv.out_channels for i in range(3)] == [128, 256, 1024]
     assert count_parameters(pruned) < 0.6 * count_parameters(model)
     with torch.no_grad():
         features = pruned.encode(frames)

@@ -1,7 +1,7 @@
 """Label-free recovery of a pruned model, with the unpruned model as teacher.
 
-0. Refit: every 1x1 conv whose inputs were pruned (the MBConv project convs, the
-   ResNet ``conv3``s) is
+0. Refit: every 1x1 conv whose inputs were pruned and outputs kept (the MBConv
+   project convs, the ResNet ``conv3``s of the last stage) is
    solved in closed form, in network order, by least squares so that on the
    calibration frames it reproduces the teacher layer's output from the
    student's own (pruned, upstream-perturbed) input.
@@ -171,13 +171,13 @@ def distill(student: RepNet, teacher: RepNet, clips: list[np.ndarray], seconds: 
 
 
 def _refit_pairs(student: RepNet, teacher: RepNet) -> list[tuple[torch.nn.Module, torch.nn.Module]]:
-    """(student, teacher) 1x1 convs of the encoder whose inputs were pruned."""
+    """(student, teacher) 1x1 convs of the encoder whose inputs were pruned and outputs kept."""
     teacher_layers = dict(teacher.encoder.named_modules())
     pairs = []
     for name, layer in student.encoder.named_modules():
         other = teacher_layers.get(name)
         pointwise = isinstance(layer, torch.nn.Conv2d) and layer.kernel_size == (1, 1) and layer.groups == 1
-        if pointwise and layer.weight.shape[1] != other.weight.shape[1]:
+        if pointwise and layer.weight.shape[1] != other.weight.shape[1] and layer.weight.shape[0] == other.weight.shape[0]:
             pairs.append((layer, other))
     return pairs
 

@@ -1,15 +1,20 @@
 """Structured pruning with torch-pruning: channels are removed, not masked.
 
-What is pruned (every width that is internal to a block, so the per-frame
-features and the head's input keep their shapes):
+What is pruned (widths inside the encoder and the temporal layer, so the
+per-frame features and the head's input keep their shapes):
 
 * default model: the expansion channels of every MBConv block of the
   EfficientNet-Lite0 trunk (expand conv, its depthwise conv and the project
   conv's input) and the projection's reduced channels; the 256-d embedding and
   the residual temporal conv (0.01 GMAC per window) are kept;
-* faithful RepNet: the two inner widths of every ResNet bottleneck, and the
-  output channels of the 3D temporal conv (with its BatchNorm), i.e. the
-  embedding dimension the TSM is computed from. The temporal conv (44 of the
+* faithful RepNet: the two inner widths of every ResNet bottleneck, the stem's
+  output and the residual streams of ``conv2_x`` and ``conv3_x`` (256 and 512
+  channels between blocks; ``conv4_x``'s 1024-channel stream is the encoder's
+  output and stays), and the output channels of the 3D temporal conv (with its
+  BatchNorm), i.e. the embedding dimension the TSM is computed from. With the
+  streams kept, the 1x1 convs on them were most of a pruned encoder's time
+  (prune 0.8: 10-12x faster than PyTorch per window; with them pruned, prune
+  0.5 is 12-13x and 0.8 25x, ``tools/window_latency.py``). The temporal conv (44 of the
   80 GMAC of a window) is also factorised on its input side: its 1024 input
   channels are projected by a 1x1x1 conv onto the top principal directions
   (uncentred, so zero padding stays exact) of the encoder's features on the
@@ -32,15 +37,15 @@ ROUND_TO = 8
 
 
 def _encoder_keep(model: RepNet) -> list[nn.Module]:
-    """Layers whose output channels must stay: the residual streams and the embedding."""
+    """Layers whose output channels must stay: the default encoder's residual streams and
+    embedding; the faithful encoder's last residual stream (its 1024-channel output)."""
     from edgecount.model.default import FrameEncoder
 
     enc = model.encoder
     if isinstance(enc, FrameEncoder):
         net = enc.trunk.net
         return [net._conv_stem, enc.projection.linear] + [b._project_conv for b in net._blocks]
-    return [enc.stem.conv] + [m for name, m in enc.named_modules()
-                              if name.endswith(("conv3", "downsample.conv"))]
+    return [m for name, m in enc.stages[-1].named_modules() if name.endswith(("conv3", "downsample.conv"))]
 
 
 def _kept(channels: int, ratio: float) -> int:
