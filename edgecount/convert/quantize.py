@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
@@ -124,9 +125,13 @@ def _spread(frames: np.ndarray) -> np.ndarray:
     return frames[np.linspace(0, len(frames) - 1, min(len(frames), MAX_FRAMES)).round().astype(int)]
 
 
-def quantize_onnx_file(src: Path, dst: Path, input_name: str, samples: list[np.ndarray], encoder: bool) -> list[str]:
+def quantize_onnx_file(src: Path, dst: Path, input_name: str, samples: list[np.ndarray], encoder: bool,
+                       also_kept: Callable[[list[Op]], list[str]] | None = None,
+                       activation_bits: int = 8) -> list[str]:
     """ONNX Runtime static INT8 (QDQ, per-channel weights, uint8 activations) of the graph ``src``
-    into ``dst``, calibrated on ``samples`` of its input; returns the nodes left in floating point."""
+    into ``dst``, calibrated on ``samples`` of its input; returns the nodes left in floating point.
+    ``also_kept`` names more nodes to leave in floating point and ``activation_bits`` 16 gives
+    16-bit activations (both for measuring where the error comes from, tools/int8_error.py)."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -142,9 +147,11 @@ def quantize_onnx_file(src: Path, dst: Path, input_name: str, samples: list[np.n
         pre = Path(tmp) / src.name
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
         graph = onnx.load(str(pre), load_external_data=False).graph
-        exclude = kept_nodes(onnx_ops(graph), encoder)
+        ops = onnx_ops(graph)
+        exclude = kept_nodes(ops, encoder) + (also_kept(ops) if also_kept else [])
+        activations = {8: QuantType.QUInt8, 16: QuantType.QUInt16}[activation_bits]
         quantize_static(str(pre), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=exclude)
+                        activation_type=activations, weight_type=QuantType.QInt8, nodes_to_exclude=exclude)
     return exclude
 
 
