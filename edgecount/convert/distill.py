@@ -1,7 +1,7 @@
 """Label-free recovery of a pruned model, with the unpruned model as teacher.
 
 0. Refit: every 1x1 conv whose inputs were pruned and outputs kept (the MBConv
-   project convs, the ResNet ``conv3``s of the last stage) is
+   project convs, the last ResNet stage's ``conv3`` and shortcut convs) is
    solved in closed form, in network order, by least squares so that on the
    calibration frames it reproduces the teacher layer's output from the
    student's own (pruned, upstream-perturbed) input.
@@ -177,7 +177,8 @@ def _refit_pairs(student: RepNet, teacher: RepNet) -> list[tuple[torch.nn.Module
     for name, layer in student.encoder.named_modules():
         other = teacher_layers.get(name)
         pointwise = isinstance(layer, torch.nn.Conv2d) and layer.kernel_size == (1, 1) and layer.groups == 1
-        if pointwise and layer.weight.shape[1] != other.weight.shape[1] and layer.weight.shape[0] == other.weight.shape[0]:
+        inputs_pruned = layer.weight.shape[1] != other.weight.shape[1]
+        if pointwise and inputs_pruned and layer.weight.shape[0] == other.weight.shape[0]:
             pairs.append((layer, other))
     return pairs
 

@@ -14,8 +14,8 @@ per-frame features and the head's input keep their shapes):
   BatchNorm), i.e. the embedding dimension the TSM is computed from. With the
   streams kept, the 1x1 convs on them were most of a pruned encoder's time
   (prune 0.8: 10-12x faster than PyTorch per window; with them pruned, prune
-  0.5 is 12-13x and 0.8 25x, ``tools/window_latency.py``). The temporal conv (44 of the
-  80 GMAC of a window) is also factorised on its input side: its 1024 input
+  0.5 is 11-14x and 0.8 22-30x, ``tools/window_latency.py``). The temporal
+  conv (44 of the 80 GMAC of a window) is also factorised on its input side: its 1024 input
   channels are projected by a 1x1x1 conv onto the top principal directions
   (uncentred, so zero padding stays exact) of the encoder's features on the
   calibration frames, keeping ``1 - ratio`` of them, and the 3x3x3 conv runs on
