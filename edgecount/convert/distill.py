@@ -176,9 +176,10 @@ def _refit_pairs(student: RepNet, teacher: RepNet) -> list[tuple[torch.nn.Module
     pairs = []
     for name, layer in student.encoder.named_modules():
         other = teacher_layers.get(name)
-        pointwise = isinstance(layer, torch.nn.Conv2d) and layer.kernel_size == (1, 1) and layer.groups == 1
-        inputs_pruned = layer.weight.shape[1] != other.weight.shape[1]
-        if pointwise and inputs_pruned and layer.weight.shape[0] == other.weight.shape[0]:
+        if not (isinstance(layer, torch.nn.Conv2d) and layer.kernel_size == (1, 1) and layer.groups == 1):
+            continue
+        (outputs, inputs), (teacher_outputs, teacher_inputs) = layer.weight.shape[:2], other.weight.shape[:2]
+        if inputs != teacher_inputs and outputs == teacher_outputs:
             pairs.append((layer, other))
     return pairs
 
