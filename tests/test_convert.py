@@ -13,6 +13,7 @@ pytest.importorskip("openvino")
 from edgecount.convert.calibration import head_windows  # noqa: E402
 from edgecount.convert.formats import check_onnx, write_onnx, write_openvino  # noqa: E402
 from edgecount.convert.prune import count_parameters, prune  # noqa: E402
+from edgecount.convert.run import NOISE_VARIANT  # noqa: E402
 from edgecount.convert.verify import RuntimePipeline, TorchPipeline, compare, run_pipeline  # noqa: E402
 from edgecount.errors import EdgecountError  # noqa: E402
 from edgecount.model.default import build_default  # noqa: E402
@@ -266,6 +267,8 @@ def test_convert_then_count(capsys, tmp_path, calibration_dir, fmt, precision, p
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["format"] == fmt and manifest["precision"] == precision
     assert manifest["extra"]["verification"][-1]["agreement"]["period_argmax_agree"] > 0.9
+    noise = manifest["extra"]["verification"][1]  # the original on noisy frames, for scale
+    assert noise["variant"] == NOISE_VARIANT and 0 < noise["agreement"]["feature_cos_mean"] < 1
     video = write_video(tmp_path / "v.mp4", moving_square(90, 10))
     code, counted, err = run(capsys, "count", str(video), "--model", str(out), "--json")
     assert code == 0, err
@@ -295,9 +298,11 @@ def test_report_warns_when_counts_move(tmp_path, moved, warned):
 
     manifest = Manifest("m", "onnx", "int8", 112, 64, 32, 1, [256], "0", {"source": "default", "weights": "w"})
     agreement = Agreement(0.1, 0.1, 0.9, 1.0, 0.99, 0.95, moved)
-    rows = [Row("pytorch fp32", 1, 1, 0.2), Row("onnx int8", 1, 1, 0.1, agreement)]
+    noise = Agreement(0.2, 0.2, 0.8, 1.0, 0.98, 0.9, 1.25)
+    rows = [Row("pytorch fp32", 1, 1, 0.2), Row(NOISE_VARIANT, 1, 1, 0.2, noise), Row("onnx int8", 1, 1, 0.1, agreement)]
     report = Result(manifest, rows).report(tmp_path)
     assert ("warning: the count of a calibration clip moved by" in report) == warned
+    assert ("the original's own count moved by 1.25 with the noise" in report) == warned
 
 
 def test_run_starts_stay_inside_each_clip():

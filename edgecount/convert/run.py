@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 CLIP_FRAMES = {"default": 240, "repnet": 128}
 MAX_CLIPS = {"default": 6, "repnet": 3}
 COUNT_WARNING = 0.5  # a converted model whose count of a calibration clip moves this much is flagged
+NOISE_VARIANT = "pytorch fp32, +-1 noise"  # the original on frames with +-1 grey level of random noise
 
 
 @dataclass
@@ -42,11 +43,15 @@ class Result:
                  f"{m.format} {m.precision}{pruned}",
                  table(self.rows),
                  "window: one window of frames encoded + the head, median after warm-up; |d ...|: largest "
-                 "difference from the PyTorch original on held-out calibration frames (logits; count of a clip)"]
+                 "difference from the PyTorch original on held-out calibration frames (logits; count of a clip); "
+                 f"'{NOISE_VARIANT}': the original itself on those frames with +-1 grey level of random noise, "
+                 "for scale"]
         moved = self.rows[-1].agreement.count_max_diff if self.rows[-1].agreement else 0.0
+        noise = next((r.agreement.count_max_diff for r in self.rows if r.variant == NOISE_VARIANT), None)
         if moved >= COUNT_WARNING:
-            lines.append(f"warning: the count of a calibration clip moved by {moved:.2f}: check this model with "
-                         "`edgecount eval` on videos like yours before relying on it")
+            scale = "" if noise is None else f" (the original's own count moved by {noise:.2f} with the noise)"
+            lines.append(f"warning: the count of a calibration clip moved by {moved:.2f}{scale}: check this model "
+                         "with `edgecount eval` on videos like yours before relying on it")
         kept = m.extra.get("kept_higher_precision", {})
         if kept:
             parts = [f"{role}: {v[0]}" if v and v[0].startswith("all") else f"{role}: {len(v)} nodes"
@@ -75,6 +80,14 @@ class _Checker:
     def row(self, variant: str, pipeline: Pipeline, size: int, params: int, original: bool = False) -> Row:
         agreement = None if original else compare(self.reference, self._run(pipeline))
         return Row(variant, size, params, window_latency(pipeline, self.window), agreement)
+
+    def noise_row(self, pipeline: Pipeline, original: Row) -> Row:
+        """The original on the held-out clips with +-1 grey level of random noise: how far its own
+        outputs and counts move under a change of the video nobody can see (the scale for the rest)."""
+        rng = np.random.default_rng(0)
+        noisy = [(c + rng.integers(-1, 2, c.shape)).clip(0, 255).astype(np.uint8) for c in self.clips]
+        agreement = compare(self.reference, run_pipeline(pipeline, noisy, self.num_frames, self.periods))
+        return Row(NOISE_VARIANT, original.size_bytes, original.parameters, original.latency, agreement)
 
 
 def _tensor_bytes(model) -> int:
@@ -119,6 +132,7 @@ def convert(opts: ConvertOptions, log: Callable[[str], None] = lambda s: None) -
     check = _Checker(held_out, model.cfg, TorchPipeline(model))
     params = count_parameters(model)
     rows = [check.row("pytorch fp32", TorchPipeline(model), _tensor_bytes(model), params, original=True)]
+    rows.append(check.noise_row(TorchPipeline(model), rows[0]))
     extra: dict = {"source": opts.model, "weights": weights, "bf16_available": bf16}
     if opts.prune:
         from edgecount.convert.distill import distill
