@@ -33,7 +33,7 @@ from edgecount.convert.calibration import calibration_videos, hold_out, load_cli
 from edgecount.convert.quantize import (CALIBRATION_BATCH, Op, encoder_samples, onnx_ops,  # noqa: E402
                                         quantize_onnx_file)
 from edgecount.convert.run import CLIP_FRAMES, MAX_CLIPS  # noqa: E402
-from edgecount.convert.verify import RuntimePipeline, centred_cosines, clip_count  # noqa: E402
+from edgecount.convert.verify import RuntimePipeline, centred_cosines, clip_count, with_noise  # noqa: E402
 from edgecount.runtime.backends import open_session  # noqa: E402
 from edgecount.runtime.manifest import Manifest  # noqa: E402
 from edgecount.runtime.model import default_model_dir  # noqa: E402
@@ -98,13 +98,8 @@ def report(args: argparse.Namespace, tmp: Path) -> None:
         quantize_onnx_file(source, tmp / "encoder.onnx", "frames", samples, True, kept, bits)
         return encode(tmp / "encoder.onnx", clips, args.threads)
 
-    def noisy() -> list[np.ndarray]:
-        rng = np.random.default_rng(0)
-        return encode(source, [(c + rng.integers(-1, 2, c.shape)).clip(0, 255).astype(np.uint8) for c in clips],
-                      args.threads)
-
     rows: list[tuple[str, Callable[[], list[np.ndarray]]]] = [
-        ("float, input +-1 grey level", noisy), ("INT8 whole encoder", int8),
+        ("float, input +-1 grey level", lambda: encode(source, with_noise(clips), args.threads)), ("INT8 whole encoder", int8),
         ("INT8, 16-bit activations", lambda: int8(bits=16))]
     if args.parts:
         parts = dict.fromkeys(p for p in map(part_of, onnx_ops(onnx.load(str(source)).graph)) if p)

@@ -15,7 +15,7 @@ from edgecount.convert.calibration import calibration_videos, hold_out, load_cli
 from edgecount.convert.options import ConvertOptions
 from edgecount.convert.report import Row, folder_size, table
 from edgecount.convert.verify import Outputs, Pipeline, RuntimePipeline, TorchPipeline, compare, run_pipeline
-from edgecount.convert.verify import window_latency
+from edgecount.convert.verify import window_latency, with_noise
 from edgecount.errors import EdgecountError
 from edgecount.runtime.manifest import Manifest
 
@@ -84,9 +84,8 @@ class _Checker:
     def noise_row(self, pipeline: Pipeline, original: Row) -> Row:
         """The original on the held-out clips with +-1 grey level of random noise: how far its own
         outputs and counts move under a change of the video nobody can see (the scale for the rest)."""
-        rng = np.random.default_rng(0)
-        noisy = [(c + rng.integers(-1, 2, c.shape)).clip(0, 255).astype(np.uint8) for c in self.clips]
-        agreement = compare(self.reference, run_pipeline(pipeline, noisy, self.num_frames, self.periods))
+        agreement = compare(self.reference, run_pipeline(pipeline, with_noise(self.clips), self.num_frames,
+                                                         self.periods))
         return Row(NOISE_VARIANT, original.size_bytes, original.parameters, original.latency, agreement)
 
 

@@ -92,6 +92,13 @@ def run_pipeline(pipeline: Pipeline, clips: list[np.ndarray], num_frames: int, p
     return Outputs(feats, np.concatenate([o[0] for o in outs]), np.concatenate([o[1] for o in outs]), counts)
 
 
+def with_noise(clips: list[np.ndarray], seed: int = 0) -> list[np.ndarray]:
+    """``clips`` of uint8 frames with +-1 grey level of uniform random noise on every value:
+    a change of the video nobody can see, the scale for a converted model's differences."""
+    rng = np.random.default_rng(seed)
+    return [(c + rng.integers(-1, 2, c.shape)).clip(0, 255).astype(np.uint8) for c in clips]
+
+
 def centred_cosines(a: np.ndarray, b: np.ndarray, window: int) -> np.ndarray:
     """Cosine of each frame's features in ``a`` and ``b`` after removing the mean of its
     window (consecutive windows of ``window`` frames): what stays of the frame-to-frame
