@@ -29,17 +29,17 @@ import onnx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edgecount.convert.calibration import calibration_videos, hold_out, load_clips  # noqa: E402
+from edgecount.convert.calibration import calibration_videos, load_clips  # noqa: E402
 from edgecount.convert.quantize import (CALIBRATION_BATCH, Op, encoder_samples, onnx_ops,  # noqa: E402
                                         quantize_onnx_file)
-from edgecount.convert.run import CLIP_FRAMES, MAX_CLIPS  # noqa: E402
-from edgecount.convert.verify import RuntimePipeline, centred_cosines, clip_count, with_noise  # noqa: E402
+from edgecount.convert.run import calibration_split  # noqa: E402
+from edgecount.convert.verify import (ENCODE_BATCH, RuntimePipeline, centred_cosines, clip_count,  # noqa: E402
+                                      with_noise)
 from edgecount.runtime.backends import open_session  # noqa: E402
 from edgecount.runtime.manifest import Manifest  # noqa: E402
 from edgecount.runtime.model import default_model_dir  # noqa: E402
 
 PART = re.compile(r"/(_conv_stem|_blocks\.\d+|projection)/")  # the default encoder's stem, blocks, projection
-BATCH = 32
 MOVED = 0.5  # a count change this large is counted as a moved clip
 
 
@@ -58,7 +58,7 @@ def score_clips(path: Path, first: int, size: int) -> list[np.ndarray]:
 
 def encode(path: Path, clips: list[np.ndarray], threads: int) -> list[np.ndarray]:
     session = open_session(path, "onnx", threads)
-    return [np.concatenate([session.run(c[i:i + BATCH])[0] for i in range(0, len(c), BATCH)]) for c in clips]
+    return [np.concatenate([session.run(c[i:i + ENCODE_BATCH])[0] for i in range(0, len(c), ENCODE_BATCH)]) for c in clips]
 
 
 def main() -> None:
@@ -82,8 +82,7 @@ def report(args: argparse.Namespace, tmp: Path) -> None:
     if manifest.format != "onnx" or manifest.precision != "fp32":
         sys.exit(f"error: {args.model} is not an ONNX fp32 model directory")
     source = args.model / manifest.files()[0]
-    calibrate, _ = hold_out(load_clips(calibration_videos(args.calibration), manifest.frame_size,
-                                       CLIP_FRAMES["default"], MAX_CLIPS["default"]))
+    calibrate, _ = calibration_split(calibration_videos(args.calibration), "default", manifest.frame_size)
     samples = encoder_samples(np.concatenate(calibrate), CALIBRATION_BATCH)
     clips = score_clips(args.clips, args.first, manifest.frame_size)
     head = RuntimePipeline(args.model, args.threads)
@@ -98,26 +97,28 @@ def report(args: argparse.Namespace, tmp: Path) -> None:
         quantize_onnx_file(source, tmp / "encoder.onnx", "frames", samples, True, kept, bits)
         return encode(tmp / "encoder.onnx", clips, args.threads)
 
-    rows: list[tuple[str, Callable[[], list[np.ndarray]]]] = [
-        ("float, input +-1 grey level", lambda: encode(source, with_noise(clips), args.threads)), ("INT8 whole encoder", int8),
-        ("INT8, 16-bit activations", lambda: int8(bits=16))]
+    # (label, features, INT8): the first INT8 row is the whole encoder, the others' share is of it
+    rows: list[tuple[str, Callable[[], list[np.ndarray]], bool]] = [
+        ("float, input +-1 grey level", lambda: encode(source, with_noise(clips), args.threads), False),
+        ("INT8 whole encoder", int8, True), ("INT8, 16-bit activations", lambda: int8(bits=16), True)]
     if args.parts:
         parts = dict.fromkeys(p for p in map(part_of, onnx_ops(onnx.load(str(source)).graph)) if p)
-        rows += [(f"INT8 only {p}", lambda p=p: int8(lambda ops: [op.name for op in ops if part_of(op) != p]))
+        rows += [(f"INT8 only {p}", lambda p=p: int8(lambda ops: [op.name for op in ops if part_of(op) != p]), True)
                  for p in parts]
     if args.keep:
         keep = args.keep.split(",")
-        rows.append((f"INT8, float {args.keep}", lambda: int8(lambda ops: [op.name for op in ops if part_of(op) in keep])))
+        rows.append((f"INT8, float {args.keep}",
+                     lambda: int8(lambda ops: [op.name for op in ops if part_of(op) in keep]), True))
     whole = None
     print(f"{len(clips)} clips; counts moved against the float encoder's")
     print(f"{'encoder':<32} {'centred cos':>11} {'1 - cos':>8} {'share':>6} {'moved mean':>10} {'>= 0.5':>6}")
-    for label, features in rows:
+    for label, features, quantized in rows:
         feats = features()
         cos = float(np.mean(np.concatenate([centred_cosines(a, b, manifest.num_frames)
                                             for a, b in zip(reference, feats)])))
-        if label.startswith("INT8 whole"):
+        if quantized and whole is None:
             whole = 1 - cos
-        share = f"{(1 - cos) / whole:6.2f}" if whole and label.startswith("INT8") else f"{'':6}"
+        share = f"{(1 - cos) / whole:6.2f}" if quantized and whole else f"{'':6}"
         moved = np.abs(counts(feats) - reference_counts)
         print(f"{label:<32} {cos:>11.4f} {1 - cos:>8.4f} {share} {moved.mean():>10.2f} "
               f"{np.mean(moved >= MOVED):>6.2f}", flush=True)

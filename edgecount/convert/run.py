@@ -89,6 +89,12 @@ class _Checker:
         return Row(NOISE_VARIANT, original.size_bytes, original.parameters, original.latency, agreement)
 
 
+def calibration_split(videos: list[Path], source: str, size: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The clips of ``videos`` that a conversion of ``source`` (default, repnet) calibrates on,
+    and the ones it verifies on."""
+    return hold_out(load_clips(videos, size, CLIP_FRAMES[source], MAX_CLIPS[source]))
+
+
 def _tensor_bytes(model) -> int:
     return sum(t.numel() * t.element_size() for t in model.state_dict().values())
 
@@ -125,7 +131,7 @@ def convert(opts: ConvertOptions, log: Callable[[str], None] = lambda s: None) -
     if "bf16" in opts.precision and not bf16:
         raise EdgecountError("this CPU has no native bf16: use --precision fp32 or int8")
     model, weights = load_source(opts.model, opts.weights)
-    clips, held_out = hold_out(load_clips(videos, FRAME_SIZE, CLIP_FRAMES[opts.model], MAX_CLIPS[opts.model]))
+    clips, held_out = calibration_split(videos, opts.model, FRAME_SIZE)
     log(f"calibration: {sum(len(c) for c in clips)} frames from {len(clips)} clip(s), "
         f"{sum(len(c) for c in held_out)} held out to verify on")
     check = _Checker(held_out, model.cfg, TorchPipeline(model))
